@@ -28,9 +28,11 @@ ENV_VAR = "MCAL_PROFILE"
 # ---------------------------------------------------------------------------
 NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
     "00_data_prep": {
-        "smoke": dict(n_show=8, rotated_max_angle=45.0, seed=0),
-        "default": dict(n_show=16, rotated_max_angle=45.0, seed=0),
-        "paper": dict(n_show=16, rotated_max_angle=45.0, seed=0),
+        # n_show: images per grid row; n_rotated: rotated-MNIST training images built (0 = all 60000);
+        # verify_checksums: check SVHN files against the official md5 (once per file).
+        "smoke": dict(n_show=8, rotated_max_angle=45.0, n_rotated=256, verify_checksums=True, seed=0),
+        "default": dict(n_show=16, rotated_max_angle=45.0, n_rotated=10000, verify_checksums=True, seed=0),
+        "paper": dict(n_show=16, rotated_max_angle=45.0, n_rotated=0, verify_checksums=True, seed=0),
     },
     "01_concrete_dropout_model": {
         "smoke": dict(dataset="auto", n_train=512, n_val=256, n_test=512, epochs=2,
@@ -39,6 +41,29 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
                         batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=50, seed=42),
         "paper": dict(dataset="auto", n_train=0, n_val=0, n_test=0, epochs=200,
                       batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=50, seed=42),
+    },
+    "02_strategy_comparison": {
+        # Seed 1's experiment (Random, VarRatio, Margin, Margin-inverted, Entropy, EntropyD) + BALD.
+        # Sizes 0 = all (pool, test, candidates); val_size 0 = seed 1's fixed 20 % validation split.
+        # workers: -1 = one process per core, 0 = in this process, n = n processes.
+        # resume: reuse the profile's run directory (False: a fresh temporary one).
+        "smoke": dict(dataset="auto", n_seeds=2, pool_size=300, val_size=30, test_size=100, initial="balanced",
+                      initial_size=10, acquisition_size=10, n_steps=2, epochs=1, batch_size=32, lr=0.01,
+                      momentum=0.9, mc_samples=3, n_candidates=60, windows=(1, 2), workers=0, resume=False),
+        "default": dict(dataset="auto", n_seeds=3, pool_size=3000, val_size=100, test_size=1000,
+                        initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=15,
+                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=300, windows=(10, 20),
+                        workers=-1, resume=True),
+        "paper": dict(dataset="auto", n_seeds=3, pool_size=0, val_size=0, test_size=0, initial="first",
+                      initial_size=1000, acquisition_size=1000, n_steps=36, epochs=200, batch_size=64, lr=0.001,
+                      momentum=0.9, mc_samples=50, n_candidates=0, windows=(10, 20), workers=-1, resume=True),
+    },
+    "04_greedy_optimality": {
+        # n_trials: random covariances per configuration (paper: 200); n_trials_b10: the same
+        # for the two costliest ones (20 points, batch 10, 3 / 50 samples: 184756 subsets each)
+        "smoke": dict(n_trials=3, n_trials_b10=1, seed=0, hist_bins=20),
+        "default": dict(n_trials=200, n_trials_b10=200, seed=0, hist_bins=30),
+        "paper": dict(n_trials=200, n_trials_b10=200, seed=0, hist_bins=30),
     },
 }
 
