@@ -1,0 +1,171 @@
+"""Tests of mcal_utils.metrics against hand-computed values and invariants."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcal_utils import metrics
+
+curve_st = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=2, max_size=30)
+
+
+def test_aubc_and_tp_by_hand():
+    a = [0.5, 0.7, 0.6, 0.9]
+    # intervals: (0.5, 0.7), (0.7, 0.6), (0.6, 0.9); n - 1 = 3
+    areas = [(0.5 + 0.7) / 2, (0.7 + 0.6) / 2, (0.6 + 0.9) / 2]  # 0.60, 0.65, 0.75
+    deltas = [0.7 - 0.5, 0.6 - 0.7, 0.9 - 0.6]  # +0.2, -0.1, +0.3
+    assert metrics.aubc(a) == pytest.approx(sum(areas) / 3)  # 2.0 / 3
+    assert metrics.aubc(a) == pytest.approx(2.0 / 3.0)
+    tpr = deltas[0] + deltas[2]  # 0.5
+    paulc = areas[0] + areas[2]  # 1.35
+    tnr = deltas[1]  # -0.1
+    naulc = areas[1]  # 0.65
+    parts = metrics.tp_parts(a)
+    assert parts.tpr == pytest.approx(0.5) and parts.paulc == pytest.approx(1.35)
+    assert parts.tnr == pytest.approx(-0.1) and parts.naulc == pytest.approx(0.65)
+    expected = (paulc * tpr + naulc * tnr) / 3  # (0.675 - 0.065) / 3 = 0.20333...
+    assert metrics.tp(a) == pytest.approx(expected)
+    assert metrics.tp(a) == pytest.approx(0.61 / 3)
+
+
+def test_zero_increment_counts_as_negative_part():
+    # seed 1: "else" branch takes delta <= 0, so a flat interval adds its area to NAULC
+    parts = metrics.tp_parts([0.4, 0.4, 0.8])
+    assert parts.naulc == pytest.approx(0.4) and parts.tnr == 0.0
+    assert parts.paulc == pytest.approx(0.6) and parts.tpr == pytest.approx(0.4)
+    assert parts.tp == pytest.approx(0.6 * 0.4 / 2)
+
+
+@given(st.floats(0.0, 1.0), st.integers(2, 40))
+def test_constant_curve(c, n):
+    values = [c] * n
+    assert metrics.tp(values) == 0.0
+    assert metrics.aubc(values) == pytest.approx(c)
+
+
+@settings(max_examples=50)
+@given(curve_st)
+def test_monotone_curve_has_no_negative_rise(values):
+    up = np.sort(values)
+    parts = metrics.tp_parts(up)
+    assert parts.tnr == 0.0
+    assert parts.tpr == pytest.approx(up[-1] - up[0])
+    assert parts.paulc + parts.naulc == pytest.approx(metrics.aubc(up) * (len(up) - 1))
+
+
+@settings(max_examples=50)
+@given(curve_st)
+def test_reversal_symmetries(values):
+    a = np.asarray(values)
+    # AUBC is symmetric under reversal; TPR and TNR swap sign and role
+    assert metrics.aubc(a[::-1]) == pytest.approx(metrics.aubc(a))
+    f, r = metrics.tp_parts(a), metrics.tp_parts(a[::-1])
+    strictly = np.all(np.diff(a) != 0)
+    if strictly:
+        assert r.tpr == pytest.approx(-f.tnr, abs=1e-12)
+        assert r.tnr == pytest.approx(-f.tpr, abs=1e-12)
+        assert r.paulc == pytest.approx(f.naulc, abs=1e-12)
+        assert r.tp == pytest.approx(-f.tp, abs=1e-12)
+    assert 0.0 <= metrics.aubc(a) <= 1.0
+
+
+def test_highest_first_argmax():
+    assert metrics.highest([0.1, 0.9, 0.9, 0.3], [10, 20, 30, 40]) == (0.9, 20)
+    with pytest.raises(ValueError):
+        metrics.highest([0.1, 0.2], [10])
+    with pytest.raises(ValueError):
+        metrics.highest([0.1, 0.2], [20, 10])
+
+
+def test_acquisitions_to_threshold():
+    budgets = [0, 10, 20, 30]
+    curves = np.array([[0.5, 0.8, 0.96, 0.97], [0.5, 0.9, 0.94, 0.99]])  # mean .5 .85 .95 .98
+    assert metrics.acquisitions_to_threshold(budgets, curves, 0.95) == 20
+    assert metrics.acquisitions_to_threshold(budgets, curves, 0.85) == 10
+    assert metrics.acquisitions_to_threshold(budgets, curves, 0.99) is None
+    mse = np.array([0.2, 0.12, 0.1, 0.09])
+    assert metrics.acquisitions_to_threshold(budgets, mse, 0.11, higher_is_better=False) == 20
+    assert metrics.acquisitions_to_threshold(budgets, mse, 0.05, higher_is_better=False) is None
+    with pytest.raises(ValueError):
+        metrics.acquisitions_to_threshold(budgets, curves[:, :3], 0.9)
+    with pytest.raises(ValueError):
+        metrics.acquisitions_to_threshold(budgets, curves, float("nan"))
+
+
+def test_window_summary_uses_first_steps_plus_one_points():
+    values = [0.1, 0.2, 0.5, 0.4, 0.99]
+    w = metrics.window_summary(values, 2)
+    assert w.max == 0.5
+    assert w.aubc == pytest.approx(metrics.aubc([0.1, 0.2, 0.5]))
+    assert w.tp == pytest.approx(metrics.tp([0.1, 0.2, 0.5]))
+    with pytest.raises(ValueError):
+        metrics.window_summary(values, 5)
+    with pytest.raises(ValueError):
+        metrics.window_summary(values, 0)
+
+
+def test_mean_std():
+    c = np.array([[1.0, 2.0], [3.0, 6.0]])
+    mean, std = metrics.mean_std(c)
+    np.testing.assert_allclose(mean, [2.0, 4.0])
+    np.testing.assert_allclose(std, [np.sqrt(2.0), np.sqrt(8.0)])
+    mean1, std1 = metrics.mean_std([0.3, 0.4])
+    np.testing.assert_allclose(std1, 0.0)
+    with pytest.raises(ValueError):
+        metrics.mean_std(np.ones((2, 2, 2)))
+
+
+@pytest.mark.parametrize("bad", [[0.5], [[0.1, 0.2]], [0.1, np.nan], []])
+def test_curve_validation(bad):
+    with pytest.raises(ValueError):
+        metrics.aubc(bad)
+    with pytest.raises(ValueError):
+        metrics.tp(bad)
+
+
+def _calibrated(n, rng):
+    """Confidence ~ U(0.5, 1), correct with exactly that probability (2 classes)."""
+    conf = rng.uniform(0.5, 1.0, n)
+    correct = rng.uniform(size=n) < conf
+    labels = rng.integers(0, 2, n)
+    pred = np.where(correct, labels, 1 - labels)
+    probs = np.empty((n, 2))
+    probs[np.arange(n), pred] = conf
+    probs[np.arange(n), 1 - pred] = 1 - conf
+    return probs, labels
+
+
+def test_ece_calibrated_is_small_and_overconfident_is_not():
+    rng = np.random.default_rng(0)
+    probs, labels = _calibrated(200_000, rng)
+    assert metrics.expected_calibration_error(probs, labels) < 0.01
+    # always-correct predictions at confidence 0.6: ECE = 0.4 exactly
+    p = np.tile([0.6, 0.4], (100, 1))
+    assert metrics.expected_calibration_error(p, np.zeros(100, dtype=int)) == pytest.approx(0.4)
+
+
+def test_reliability_curve_by_hand():
+    probs = np.array([[0.95, 0.05], [0.9, 0.1], [0.3, 0.7], [0.45, 0.55]])
+    labels = np.array([0, 1, 1, 1])
+    rc = metrics.reliability_curve(probs, labels, n_bins=5)  # bins of width 0.2, right-closed
+    np.testing.assert_array_equal(rc.counts_B, [0, 0, 1, 1, 2])  # 0.55 -> (0.4, 0.6]; 0.7 -> (0.6, 0.8]
+    np.testing.assert_allclose(rc.accuracy_B[2:], [1.0, 1.0, 0.5])
+    np.testing.assert_allclose(rc.confidence_B[2:], [0.55, 0.7, 0.925])
+    assert np.isnan(rc.accuracy_B[0])
+    ece = (1 * 0.45 + 1 * 0.3 + 2 * 0.425) / 4
+    assert rc.ece == pytest.approx(ece)
+    # a confidence exactly on an edge goes to the lower bin (right-closed)
+    rc2 = metrics.reliability_curve(np.array([[0.6, 0.4]]), np.array([0]), n_bins=5)
+    assert rc2.counts_B[2] == 1
+
+
+@pytest.mark.parametrize("probs, labels", [
+    (np.array([[0.5, 0.6]]), np.array([0])),  # rows do not sum to 1
+    (np.array([0.5, 0.5]), np.array([0])),  # 1-D
+    (np.array([[0.5, 0.5]]), np.array([2])),  # label out of range
+    (np.array([[0.5, 0.5]]), np.array([0, 1])),  # shape mismatch
+    (np.array([[0.5, 0.5]]), np.array([0.5])),  # non-integer label
+])
+def test_calibration_validation(probs, labels):
+    with pytest.raises(ValueError):
+        metrics.expected_calibration_error(probs, labels)
