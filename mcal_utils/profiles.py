@@ -42,13 +42,21 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": dict(dataset="auto", n_train=0, n_val=0, n_test=0, epochs=200,
                       batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=50, seed=42),
     },
+    "03_deimos_1d_toy": {
+        "smoke": dict(n_seeds=1, seed=0, n_train=100, epochs=3, train_batch_size=32, lr=0.001, l2=5e-4,
+                      p=0.2, acq_batch_size=5, n_masks=8, mc_samples=8, tau_factor=0.15),
+        "default": dict(n_seeds=5, seed=0, n_train=100, epochs=300, train_batch_size=32, lr=0.001, l2=5e-4,
+                        p=0.2, acq_batch_size=5, n_masks=50, mc_samples=100, tau_factor=0.15),
+        "paper": dict(n_seeds=10, seed=0, n_train=100, epochs=300, train_batch_size=32, lr=0.001, l2=5e-4,
+                      p=0.2, acq_batch_size=5, n_masks=50, mc_samples=100, tau_factor=0.15),
+    },
     "02_strategy_comparison": {
         # Seed 1's experiment (Random, VarRatio, Margin, Margin-inverted, Entropy, EntropyD) + BALD.
         # Sizes 0 = all (pool, test, candidates); val_size 0 = seed 1's fixed 20 % validation split.
         # workers: -1 = one process per core, 0 = in this process, n = n processes.
         # resume: reuse the profile's run directory (False: a fresh temporary one).
         "smoke": dict(dataset="auto", n_seeds=2, pool_size=300, val_size=30, test_size=100, initial="balanced",
-                      initial_size=10, acquisition_size=10, n_steps=2, epochs=1, batch_size=32, lr=0.01,
+                      initial_size=10, acquisition_size=10, n_steps=1, epochs=1, batch_size=32, lr=0.01,
                       momentum=0.9, mc_samples=3, n_candidates=60, windows=(1, 2), workers=0, resume=False),
         "default": dict(dataset="auto", n_seeds=3, pool_size=3000, val_size=100, test_size=1000,
                         initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=15,
