@@ -1,0 +1,156 @@
+"""CandidateBatch, input validation, top_k and random_batch."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from mcal_utils.acquisition.base import (
+    CandidateBatch,
+    as_generator,
+    as_numpy,
+    check_k,
+    check_log_probs,
+    check_probs,
+    random_batch,
+    top_k,
+)
+
+
+def test_candidate_batch_types_and_frozen():
+    b = CandidateBatch(indices=[3, 1], scores=[0.5, 0.25])
+    assert b.indices.dtype == np.int64 and b.scores.dtype == np.float64
+    assert b.indices.tolist() == [3, 1] and b.scores.tolist() == [0.5, 0.25]
+    assert len(b) == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        b.indices = np.array([0])
+    with pytest.raises(ValueError):
+        b.indices[0] = 7  # read-only arrays
+
+
+@pytest.mark.parametrize(
+    "indices, scores, match",
+    [
+        ([0, 1], [0.1], "as many scores"),
+        ([[0, 1]], [[0.1, 0.2]], "1-D"),
+        ([0, 0], [0.1, 0.2], "distinct"),
+        ([-1, 2], [0.1, 0.2], "non-negative"),
+        ([0.5, 1.0], [0.1, 0.2], "integer"),
+    ],
+)
+def test_candidate_batch_validation(indices, scores, match):
+    with pytest.raises(ValueError, match=match):
+        CandidateBatch(indices=np.array(indices), scores=np.array(scores))
+
+
+def test_as_numpy_torch_and_numpy():
+    t = torch.tensor([[0.25, 0.75]], dtype=torch.float32, requires_grad=True)
+    x = as_numpy(t)
+    assert x.dtype == np.float64 and x.tolist() == [[0.25, 0.75]]
+    assert as_numpy(np.arange(3)).dtype == np.float64
+    with pytest.raises(ValueError, match="required"):
+        as_numpy(None, "probs_N_C")
+    with pytest.raises(ValueError, match="numeric"):
+        as_numpy(np.array(["a"]), "x")
+
+
+def test_check_probs_errors():
+    good = np.array([[0.2, 0.8], [1.0, 0.0]])
+    assert check_probs(good, 2).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"sum to 1"):
+        check_probs(np.array([[0.2, 0.7]]), 2, "probs_N_C")
+    with pytest.raises(ValueError, match=r"\(N, T, C\)"):
+        check_probs(good, 3, "probs_N_T_C")
+    with pytest.raises(ValueError, match="finite"):
+        check_probs(np.array([[np.nan, 1.0]]), 2)
+    with pytest.raises(ValueError, match="finite"):
+        check_probs(np.array([[np.inf, 1.0]]), 2)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_probs(np.array([[-0.5, 1.5]]), 2)
+    with pytest.raises(ValueError, match="at least one point"):
+        check_probs(np.zeros((0, 3)), 2)
+    # within tolerance (float32 softmax rounding) is fine
+    check_probs(np.array([[0.5, 0.50005]]), 2)
+
+
+def test_check_log_probs_errors():
+    lp = np.array([[[np.log(0.5), np.log(0.5)], [0.0, -np.inf]]])  # -inf (p = 0) is allowed
+    assert np.isneginf(check_log_probs(lp, 3)).sum() == 1
+    with pytest.raises(ValueError, match="exp sums to 1"):
+        check_log_probs(np.zeros((1, 2, 3)), 3)
+    with pytest.raises(ValueError, match="NaN"):
+        check_log_probs(np.full((1, 1, 2), np.nan), 3)
+    with pytest.raises(ValueError, match="<= 0"):
+        check_log_probs(np.array([[[1.0, -3.0]]]), 3)
+
+
+def test_check_k():
+    assert check_k(3, 3) == 3
+    with pytest.raises(ValueError, match="larger than the number of candidates"):
+        check_k(4, 3)
+    with pytest.raises(ValueError, match=">= 0"):
+        check_k(-1, 3)
+    with pytest.raises(ValueError, match="int"):
+        check_k(2.0, 3)
+
+
+def test_top_k_hand_and_ties():
+    s = np.array([0.1, 0.9, 0.5, 0.9, 0.1])
+    b = top_k(s, 3)
+    assert b.indices.tolist() == [1, 3, 2] and b.scores.tolist() == [0.9, 0.9, 0.5]
+    b = top_k(s, 3, largest=False)
+    assert b.indices.tolist() == [0, 4, 2]
+    assert top_k(torch.tensor([1.0, 2.0]), 1).indices.tolist() == [1]
+    assert top_k(s, 0).indices.shape == (0,)
+    with pytest.raises(ValueError, match="larger than"):
+        top_k(s, 6)
+    with pytest.raises(ValueError, match="NaN"):
+        top_k(np.array([np.nan, 1.0]), 1)
+    with pytest.raises(ValueError, match="1-D"):
+        top_k(np.zeros((2, 2)), 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float64, st.integers(1, 30), elements=st.sampled_from([0.0, 0.25, 0.5, 1.0, -1.0])),
+    st.data(),
+    st.booleans(),
+)
+def test_top_k_matches_sorted_reference(scores, data, largest):
+    k = data.draw(st.integers(0, scores.size))
+    sign = -1.0 if largest else 1.0
+    ref = sorted(range(scores.size), key=lambda i: (sign * scores[i], i))[:k]
+    assert top_k(scores, k, largest=largest).indices.tolist() == ref
+
+
+def test_random_batch():
+    a = random_batch(100, 10, 7)
+    b = random_batch(100, 10, np.random.default_rng(7))
+    assert a.indices.tolist() == b.indices.tolist()
+    assert len(set(a.indices.tolist())) == 10 and a.indices.max() < 100 and a.indices.min() >= 0
+    assert random_batch(100, 10, 8).indices.tolist() != a.indices.tolist()
+    assert sorted(random_batch(5, 5, 0).indices.tolist()) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="random_state"):
+        random_batch(10, 2, None)
+    with pytest.raises(ValueError, match="larger than"):
+        random_batch(3, 4, 0)
+
+
+def test_random_batch_does_not_touch_global_rng():
+    np.random.seed(123)
+    before = np.random.random()
+    np.random.seed(123)
+    random_batch(50, 5, 1)
+    assert np.random.random() == before
+
+
+def test_as_generator():
+    g = np.random.default_rng(1)
+    assert as_generator(g) is g
+    with pytest.raises(ValueError):
+        as_generator("seed")
+    with pytest.raises(ValueError):
+        as_generator(True)

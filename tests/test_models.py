@@ -1,0 +1,401 @@
+"""Tests of mcal_utils.models: architectures, Concrete Dropout, dropout modes."""
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mcal_utils import models
+from mcal_utils.models import (
+    MODEL_NAMES,
+    ConcreteDropout,
+    Dropout,
+    MCDropoutBase,
+    MCModel,
+    build_model,
+    mc_mode,
+    set_dropout_mode,
+)
+
+torch.set_num_threads(1)
+
+EXPECTED = {  # name -> (kind, n_outputs, input_shape, features dim)
+    "seed1_cnn": ("classification", 10, (1, 32, 32), 32),
+    "deimos_mnist10": ("classification", 10, (1, 28, 28), 128),
+    "deimos_mnist79": ("classification", 2, (1, 28, 28), 128),
+    "gal_mnist": ("classification", 10, (1, 28, 28), 128),
+    "mlp1d": ("regression", 1, (1,), 256),
+    "image_regression_cnn": ("regression", 1, (3, 200, 200), 150),
+    "splicing_cnn": ("regression", 1, (4, 101), 50),
+}
+
+
+def _n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# ---------------------------------------------------------------------------
+# Architectures
+# ---------------------------------------------------------------------------
+def test_model_names_listed():
+    assert set(MODEL_NAMES) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_shapes_and_split(name):
+    kind, n_out, in_shape, d_feat = EXPECTED[name]
+    model = build_model(name, seed=0).eval()
+    assert (model.kind, model.n_outputs, model.input_shape) == (kind, n_out, in_shape)
+    x = torch.rand(3, *in_shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == ((3, n_out) if kind == "classification" else (3,))
+        assert torch.equal(out, model.head(model.trunk(x)))
+        assert model.features(x).shape == (3, d_feat)
+    assert not models.dropout_layers(model.trunk)
+    assert len(model.dropout_layers()) >= 1
+    assert all(isinstance(m, MCDropoutBase) for m in model.dropout_layers())
+
+
+def test_same_seed_same_model_and_global_rng_untouched():
+    state = torch.get_rng_state()
+    a = build_model("seed1_cnn", seed=3)
+    b = build_model("seed1_cnn", seed=3)
+    c = build_model("seed1_cnn", seed=4)
+    assert torch.equal(torch.get_rng_state(), state)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["trunk.0.0.weight"], sc["trunk.0.0.weight"])
+
+
+def test_build_model_rejects_bad_names_and_kwargs():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("resnet", seed=0)
+    with pytest.raises(ValueError, match="unknown argument"):
+        build_model("deimos_mnist10", seed=0, filters=3)
+    with pytest.raises(ValueError, match="dropout"):
+        build_model("seed1_cnn", seed=0, dropout="gaussian")
+    with pytest.raises(ValueError, match="random_state|non-negative"):
+        build_model("mlp1d", seed=-1)
+
+
+def test_seed1_cnn_parameter_count_matches_table1():
+    conv = lambda c_in, c_out, k: c_in * c_out * k * k + c_out  # noqa: E731
+    dense = lambda d_in, d_out: d_in * d_out + d_out  # noqa: E731
+    bn = lambda c: 2 * c  # noqa: E731  (gamma, beta; running stats are buffers)
+    expected_weights = (
+        conv(1, 32, 3) + bn(32) + conv(32, 32, 3) + bn(32) + conv(32, 64, 3) + bn(64)
+        + dense(64 * 4 * 4, 128) + dense(128, 32) + dense(32, 10)
+    )
+    concrete = build_model("seed1_cnn", seed=0)
+    fixed = build_model("seed1_cnn", seed=0, dropout="fixed", p=0.2)
+    assert _n_params(concrete) == expected_weights + 4  # one p_logit per Concrete Dropout layer
+    assert _n_params(fixed) == expected_weights
+    assert _n_params(concrete.trunk) == conv(1, 32, 3) + bn(32)
+
+
+def test_seed1_cnn_dropout_layers():
+    model = build_model("seed1_cnn", seed=0)
+    layers = model.dropout_layers()
+    assert [type(m) for m in layers] == [ConcreteDropout] * 4
+    assert [m.n_features for m in layers] == [32, 32, 1024, 128]
+    assert model.dropout_rates() == pytest.approx([0.1] * 4, abs=1e-7)
+    assert all(m.temperature == 0.1 and m.eps == 1e-7 for m in layers)
+    assert all(m.weight_regulariser == 1e-5 and m.dropout_regulariser == 1e-3 for m in layers)
+    fixed = build_model("seed1_cnn", seed=0, dropout="fixed", p=0.3)
+    assert [type(m) for m in fixed.dropout_layers()] == [Dropout] * 4
+    assert fixed.dropout_rates() == [0.3] * 4
+    assert float(fixed.regularisation()) == 0.0
+    # no dropout before the last layer: head ends with fc2 block, then Linear(32, 10)
+    assert isinstance(model.head[-1], nn.Linear) and model.head[-1].in_features == 32
+    assert not isinstance(model.head[-2], MCDropoutBase)
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, flat",
+    [
+        ("deimos_mnist10", {}, 40 * 3 * 3),  # 28 -> 25 -> 11 (stride 2) -> 3 (pool 3)
+        ("deimos_mnist79", {}, 35 * 3 * 3),
+        ("gal_mnist", {}, 32 * 11 * 11),  # 28 -> 25 -> 22 -> 11
+        ("splicing_cnn", {}, 50 * 9),  # 101 -> 98 -> 32 -> 29 -> 9
+        ("image_regression_cnn", {}, 100 * 6 * 6),  # 200 -> 99 -> 49 -> 24 -> 22 -> 20 -> 6
+        ("image_regression_cnn", dict(in_channels=1, image_size=28), 100 * 1 * 1),  # same: 14, 7, 3, 3, 3, 1
+        ("image_regression_cnn", dict(in_channels=1, image_size=28, padding="same"), 100),
+        ("image_regression_cnn", dict(in_channels=1, image_size=64, padding="same"), 100 * 2 * 2),  # 32, 16, 8, 8, 8, 2
+    ],
+)
+def test_flattened_sizes(name, kwargs, flat):
+    model = build_model(name, seed=0, **kwargs)
+    first_dense = next(m for m in model.head if isinstance(m, nn.Linear))
+    assert first_dense.in_features == flat
+    x = torch.rand(2, *model.input_shape)
+    with torch.no_grad():
+        expected = (2,) if model.kind == "regression" else (2, model.n_outputs)
+        assert model.eval()(x).shape == expected
+
+
+def test_image_regression_cnn_valid_padding_too_small_raises():
+    with pytest.raises(ValueError, match="too small"):
+        build_model("image_regression_cnn", seed=0, in_channels=1, image_size=28, padding="valid")
+
+
+def test_dropout_p_overridable_and_defaults():
+    assert build_model("deimos_mnist10", seed=0).dropout_rates() == [0.25, 0.25]
+    assert build_model("deimos_mnist79", seed=0).dropout_rates() == pytest.approx([0.3, 0.3])
+    assert build_model("gal_mnist", seed=0).dropout_rates() == [0.25, 0.5]
+    assert build_model("mlp1d", seed=0).dropout_rates() == pytest.approx([0.2] * 3)
+    assert build_model("image_regression_cnn", seed=0).dropout_rates() == [0.5, 0.5]
+    assert build_model("splicing_cnn", seed=0).dropout_rates() == pytest.approx([0.15, 0.15])
+    assert build_model("deimos_mnist10", seed=0, p=0.1).dropout_rates() == pytest.approx([0.1, 0.1])
+    assert build_model("gal_mnist", seed=0, p=0.3).dropout_rates() == pytest.approx([0.3, 0.3])
+
+
+def test_l2_parameters_are_dense_weights():
+    model = build_model("deimos_mnist10", seed=0)
+    shapes = [tuple(w.shape) for w in model.l2_parameters()]
+    assert shapes == [(128, 360), (10, 128)]
+    assert all(w is m.weight for w, m in zip(model.l2_parameters(), [model.head[1], model.head[4]]))
+
+
+def test_features_are_penultimate_activations():
+    model = build_model("deimos_mnist10", seed=0).eval()
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        expected = torch.relu(model.head[1](model.trunk(x)))
+        assert torch.allclose(model.features(x), expected)
+        assert torch.allclose(model.head[4](model.features(x)), model(x))
+
+
+# ---------------------------------------------------------------------------
+# Concrete Dropout
+# ---------------------------------------------------------------------------
+def _tiny_concrete_model(p1=0.3, p2=0.6, scale_by_n=None) -> MCModel:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        trunk = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+        head = nn.Sequential(
+            ConcreteDropout(3, init_p=p1, scale_by_n=scale_by_n), nn.Sequential(nn.Linear(3, 4), nn.ReLU()),
+            ConcreteDropout(4, init_p=p2, scale_by_n=scale_by_n), nn.Linear(4, 2),
+        )
+    return MCModel(trunk, head, kind="classification", n_outputs=2, input_shape=(2,))
+
+
+def test_concrete_regulariser_matches_hand_computation():
+    model = _tiny_concrete_model()
+    w1, b1 = model.head[1][0].weight.detach().double(), model.head[1][0].bias.detach().double()
+    w2, b2 = model.head[3].weight.detach().double(), model.head[3].bias.detach().double()
+
+    def reg(p, K, sum_sq):
+        return 1e-5 * sum_sq / (1 - p) + 1e-3 * K * (p * math.log(p) + (1 - p) * math.log(1 - p))
+
+    expected = reg(0.3, 3, float((w1**2).sum() + (b1**2).sum())) + reg(0.6, 4, float((w2**2).sum() + (b2**2).sum()))
+    assert float(model.regularisation().detach()) == pytest.approx(expected, rel=1e-5)
+    assert model.dropout_rates() == pytest.approx([0.3, 0.6], rel=1e-6)
+    scaled = _tiny_concrete_model(scale_by_n=250)
+    assert float(scaled.regularisation().detach()) == pytest.approx(expected / 250, rel=1e-5)
+    # the regulariser is differentiable in p_logit and in the following weights
+    model.regularisation().backward()
+    assert model.head[0].p_logit.grad is not None and model.head[1][0].weight.grad is not None
+
+
+def test_concrete_single_layer_regulariser():
+    layer = ConcreteDropout(5, init_p=0.2)
+    sum_sq = torch.tensor(7.0)
+    expected = 1e-5 * 7.0 / 0.8 + 1e-3 * 5 * (0.2 * math.log(0.2) + 0.8 * math.log(0.8))
+    assert float(layer.regulariser(sum_sq).detach()) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("logit", [-1e4, -200.0, -30.0, 30.0, 200.0, 1e4])
+def test_concrete_p_strictly_inside_unit_interval(logit):
+    layer = ConcreteDropout(4)
+    with torch.no_grad():
+        layer.p_logit.fill_(logit)
+    p = float(layer.p.detach())
+    assert 0.0 < p < 1.0 and 0.0 < layer.rate < 1.0
+    reg = layer.regulariser(torch.tensor(1.0))
+    assert torch.isfinite(reg)
+    x = torch.ones(8, 4, requires_grad=True)
+    out = layer.train()(x)
+    assert torch.isfinite(out).all()
+    (out.sum() + reg).backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_concrete_off_mode_is_identity_in_eval():
+    layer = ConcreteDropout(3, init_p=0.5).eval()
+    x = torch.randn(6, 3, 5, 5)
+    assert torch.equal(layer(x), x)
+    assert layer.mode == "off"
+
+
+def test_concrete_relaxation_formula():
+    # one channel, u given by a seeded generator: recompute the seed-1 formula in float64
+    layer = ConcreteDropout(1, init_p=0.3).eval()
+    layer.configure("fixed", n_masks=5, seed=11)
+    x = torch.ones(5, 1)
+    with torch.no_grad():
+        out = layer(x)
+    u = layer.mask_bank(x).double().reshape(5)
+    logit = math.log(0.3 / 0.7)
+    z = torch.sigmoid((logit + torch.log(u + 1e-7) - torch.log(1 - u + 1e-7)) / 0.1)
+    assert torch.allclose(out.double().reshape(5), (1 - z) / 0.7, atol=1e-6)
+
+
+def test_concrete_noise_is_channelwise_on_4d_and_elementwise_on_2d():
+    layer = ConcreteDropout(6, init_p=0.5)
+    layer.configure("fresh", seed=0)
+    layer.eval()
+    with torch.no_grad():
+        out = layer(torch.ones(10, 6, 4, 4))
+        out2 = layer(torch.ones(10, 6))
+    # whole channels share one factor
+    assert torch.equal(out, out[:, :, :1, :1].expand_as(out))
+    assert out[:, :, 0, 0].unique().numel() > 10  # but channels and inputs differ
+    assert out2.unique().numel() > 30
+    with pytest.raises(ValueError, match="6 features"):
+        layer(torch.ones(2, 5))
+
+
+def _expected_concrete_factor(p: float, t: float = 0.1, eps: float = 1e-7, n: int = 2_000_001) -> float:
+    """E[(1 - z) / (1 - p)] for u ~ U(0, 1) by the midpoint rule in float64."""
+    u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    logit = math.log(p / (1 - p))
+    z = torch.sigmoid((logit + torch.log(u + eps) - torch.log(1 - u + eps)) / t)
+    return float(((1 - z) / (1 - p)).mean())
+
+
+@pytest.mark.parametrize("p", [0.1, 0.4])
+def test_concrete_inverted_scaling_keeps_the_mean(p):
+    layer = ConcreteDropout(1, init_p=p).eval()
+    layer.configure("fresh", seed=123)
+    with torch.no_grad():
+        out = layer(torch.ones(200_000, 1)).double()
+    expected = _expected_concrete_factor(p)
+    assert expected == pytest.approx(1.0, abs=0.02)  # the relaxation is nearly mean-preserving
+    se = float(out.std()) / math.sqrt(out.numel())
+    assert abs(float(out.mean()) - expected) < 4 * se
+
+
+def test_dropout_bernoulli_rate_and_scaling():
+    layer = Dropout(0.3).eval()
+    layer.configure("fresh", seed=5)
+    out = layer(torch.ones(1000, 200))
+    values = out.unique()
+    assert values.numel() == 2 and values[0] == 0 and float(values[1]) == pytest.approx(1 / 0.7)
+    zero_frac = float((out == 0).double().mean())
+    assert abs(zero_frac - 0.3) < 4 * math.sqrt(0.3 * 0.7 / out.numel())
+    se = float(out.double().std()) / math.sqrt(out.numel())
+    assert abs(float(out.double().mean()) - 1.0) < 4 * se
+
+
+def test_dropout_validation_and_channelwise():
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        Dropout(1.0)
+    layer = Dropout(0.5, channelwise=True)
+    layer.configure("fresh", seed=0)
+    layer.eval()
+    out = layer(torch.ones(4, 3, 5, 5))
+    assert torch.equal(out, out[:, :, :1, :1].expand_as(out))
+    assert torch.equal(Dropout(0.5).eval()(out), out)  # mode "off": identity
+
+
+# ---------------------------------------------------------------------------
+# Modes
+# ---------------------------------------------------------------------------
+def test_fixed_mode_block_layout():
+    layer = Dropout(0.5).eval()
+    layer.configure("fixed", n_masks=4, seed=9)
+    out_small = layer(torch.ones(4 * 2, 50)).reshape(4, 2, 50)
+    out_large = layer(torch.ones(4 * 7, 50)).reshape(4, 7, 50)
+    # every input of block j sees mask j, whatever the block size
+    assert torch.equal(out_small[:, :1].expand(4, 7, 50), out_large)
+    assert not torch.equal(out_small[0, 0], out_small[1, 0])
+    with pytest.raises(ValueError, match="block layout"):
+        layer(torch.ones(10, 50))
+
+
+def test_fixed_bank_depends_only_on_seed():
+    a, b = Dropout(0.5), Dropout(0.5)
+    a.configure("fixed", n_masks=3, seed=1)
+    b.configure("fixed", n_masks=3, seed=1)
+    x = torch.ones(6, 8)
+    assert torch.equal(a.eval()(x), b.eval()(x))
+    b.configure("fixed", n_masks=3, seed=2)
+    assert not torch.equal(a(x), b(x))
+
+
+def test_train_mode_is_fresh_whatever_the_mode():
+    layer = Dropout(0.5)
+    layer.configure("fixed", n_masks=4, seed=0)
+    layer.train()
+    out = layer(torch.ones(10, 30))  # 10 rows is no multiple of 4: fine in training
+    assert out.shape == (10, 30)
+    assert not torch.equal(out[0], out[1])
+
+
+def test_configure_validation():
+    layer = Dropout(0.2)
+    with pytest.raises(ValueError, match="mode"):
+        layer.configure("always")
+    with pytest.raises(ValueError, match="seed"):
+        layer.configure("fixed", n_masks=3)
+    with pytest.raises(ValueError, match="n_masks"):
+        layer.configure("fixed", n_masks=0, seed=1)
+    with pytest.raises(ValueError, match="n_masks"):
+        layer.configure("fresh", n_masks=3, seed=1)
+    model = build_model("mlp1d", seed=0)
+    with pytest.raises(ValueError, match="random_state"):
+        set_dropout_mode(model, "fixed", n_masks=3)
+    with pytest.raises(ValueError, match="mode"):
+        set_dropout_mode(model, "sometimes")
+
+
+def test_mc_mode_restores_everything_even_on_error():
+    model = build_model("seed1_cnn", seed=0).train()
+    model.head[1].eval()  # a mixed state must come back as it was
+    flags = {name: m.training for name, m in model.named_modules()}
+    with pytest.raises(RuntimeError, match="boom"):
+        with mc_mode(model, "fixed", n_masks=3, random_state=0):
+            assert not any(m.training for m in model.modules())
+            assert all(m.mode == "fixed" and m.n_masks == 3 for m in model.dropout_layers())
+            raise RuntimeError("boom")
+    assert {name: m.training for name, m in model.named_modules()} == flags
+    assert all(m.mode == "off" and m.n_masks is None for m in model.dropout_layers())
+
+
+def test_layer_seeds_are_distinct_and_reproducible():
+    model = build_model("deimos_mnist10", seed=0)
+    set_dropout_mode(model, "fixed", n_masks=2, random_state=7)
+    seeds = [m._seed for m in model.dropout_layers()]
+    set_dropout_mode(model, "fixed", n_masks=2, random_state=np.random.default_rng(0))
+    set_dropout_mode(model, "fixed", n_masks=2, random_state=7)
+    assert [m._seed for m in model.dropout_layers()] == seeds and len(set(seeds)) == 2
+
+
+def test_fresh_mode_with_seed_is_reproducible_and_leaves_global_rng():
+    model = build_model("deimos_mnist10", seed=0)
+    x = torch.rand(5, 1, 28, 28)
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        with mc_mode(model, "fresh", random_state=3):
+            a = model(x)
+        with mc_mode(model, "fresh", random_state=3):
+            b = model(x)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a, b)
+    assert not torch.equal(a[0], model.eval()(x)[0])
+
+
+def test_deepcopy_and_pickle_after_sampling():
+    model = build_model("seed1_cnn", seed=0)
+    set_dropout_mode(model, "fresh", random_state=0)
+    with torch.no_grad():
+        model.eval()(torch.rand(2, 1, 32, 32))
+    clone = copy.deepcopy(model)
+    pickle.loads(pickle.dumps(model))
+    assert all(m.mode == "fresh" for m in clone.dropout_layers())
