@@ -522,3 +522,22 @@ def test_load_results_errors(tmp_path):
         loop.load_results(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="no completed steps"):
         loop.load_results(tmp_path)
+
+
+def test_code_fingerprint_is_stable_and_tracks_the_source(tmp_path, monkeypatch):
+    from mcal_utils.loop import storage
+
+    first = storage.code_fingerprint()
+    assert first == storage.code_fingerprint() and len(first) == 12
+    # a copy of the package with one changed source file gets another fingerprint
+    import shutil
+    from pathlib import Path
+
+    src = Path(storage.__file__).resolve().parents[1]
+    copy = tmp_path / "mcal_utils"
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    fake_file = copy / "loop" / "storage.py"
+    monkeypatch.setattr(storage, "__file__", str(fake_file))
+    assert storage.code_fingerprint() == first
+    (copy / "metrics.py").write_text((copy / "metrics.py").read_text() + "\n# changed\n")
+    assert storage.code_fingerprint() != first

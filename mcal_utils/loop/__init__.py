@@ -53,7 +53,7 @@ from .config import ExperimentConfig, config_diff, derive_seed
 from .grid import grid_configs, run_dir_for, run_grid
 from .run import RunResult, run_experiment
 from .split import INITIAL_MODES, REQUIRES, Split, get_strategy, load_task_for, make_split, validate
-from .storage import FORMAT_VERSION, atomic_write_text, load_results, read_records
+from .storage import FORMAT_VERSION, atomic_write_text, code_fingerprint, load_results, read_records
 
 __all__ = [
     "ExperimentConfig",
@@ -67,6 +67,7 @@ __all__ = [
     "RunResult",
     "run_experiment",
     "read_records",
+    "code_fingerprint",
     "grid_configs",
     "run_dir_for",
     "run_grid",

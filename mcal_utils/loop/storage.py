@@ -131,3 +131,19 @@ def load_results(path, *, with_timings: bool = True):
         raise FileNotFoundError(f"no completed steps under {path}")
     df = pd.DataFrame(rows)
     return df.sort_values(["method", "seed", "step"], kind="stable").reset_index(drop=True)
+
+
+def code_fingerprint() -> str:
+    """sha256 (12 hex digits) of every ``.py`` source file of ``mcal_utils``, in path order.
+
+    Key cached run directories by it (next to the config) so that results computed by an
+    older version of the code are never reused after the code changed.
+    """
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
