@@ -163,7 +163,7 @@ class WindowSummary:
 def window_summary(values, n_steps: int) -> WindowSummary:
     """Max, AUBC and TP over the first ``n_steps + 1`` points of a curve (seed 1: 10 and 20 steps)."""
     a_P = _curve(values)
-    if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive int; got {n_steps!r}")
     if n_steps + 1 > a_P.shape[0]:
         raise ValueError(f"the curve has {a_P.shape[0]} points, fewer than the {n_steps + 1} that {n_steps} steps need")

@@ -261,6 +261,8 @@ def test_runs_of_different_strategies_start_identically(tmp_path, one_thread):
     (dict(train={**FAST, "epoch": 3}), r"unknown training setting\(s\) \['epoch'\]"),
     (dict(strategy="max_variance"), "is for regression"),
     (dict(strategy="deimos", n_candidates=50), "needs tau_inv"),
+    (dict(strategy="deimos", n_candidates=115, tau_inv=1e-3, n_steps=3),
+     r"n_candidates=115 exceeds the pool left at the last acquiring step \(111 = pool 121 - 2 x 5\)"),
 ])
 def test_validation_errors_before_training(tmp_path, changes, match):
     with pytest.raises(ValueError, match=match):
@@ -451,6 +453,8 @@ def _check_grid(root, configs):
     assert len(df) == len(configs) * 2 and sorted(df["seed"].unique()) == [0, 1]
     assert {"method", "seed", "step", "budget", "accuracy", "train_s"} <= set(df.columns)
     assert df.groupby(["method", "seed"])["budget"].apply(list).map(lambda b: b == [9, 14]).all()
+    assert (df["acquired_total"] == df["budget"] - 9).all()
+    assert df.groupby(["method", "seed"])["n_acquired_this_step"].apply(list).map(lambda n: n == [5, 0]).all()
     # same seed -> same step-0 model -> same accuracy for every method
     step0 = df[df.step == 0].pivot(index="seed", columns="method", values="accuracy")
     assert (step0["random"] == step0["Margin (inverted)"]).all()

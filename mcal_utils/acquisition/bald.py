@@ -196,6 +196,7 @@ def batchbald(
             raise ValueError(f"candidates must index range({N})")
         if np.unique(cand).size != cand.size:
             raise ValueError("candidates must be distinct")
+        cand = np.sort(cand)  # ties -> lowest index, as in top_k and deimos
         cand = cand.astype(np.int64)
     k = check_k(k, cand.size)
     if k == 0:

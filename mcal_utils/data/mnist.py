@@ -193,7 +193,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             import _codecs
             return _codecs.encode
         if module in {"numpy.core.multiarray", "numpy._core.multiarray"} and name in {"_reconstruct", "scalar"}:
-            from numpy._core import multiarray
+            try:
+                from numpy._core import multiarray
+            except ImportError:  # numpy < 2
+                from numpy.core import multiarray
             return getattr(multiarray, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from the MNIST pickle")
 

@@ -131,7 +131,9 @@ def _run_step(config: ExperimentConfig, strategy, task, split: Split, labelled: 
     if len(split.val) == 0:
         x_val = y_val = None
 
-    with torch.random.fork_rng(devices=[]):
+    # torch.manual_seed also reseeds every CUDA device: fork (and so restore) their RNGs too
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(rs("global"))  # anything that still uses the global RNG is seeded too
         t0 = time.perf_counter()
         model = _build_model(config, rs("init"))

@@ -266,4 +266,12 @@ def validate(config: ExperimentConfig, data_dir=None, task=None) -> Split:
     if task.kind == "classification" and strategy.requires == "preds_N_T":
         raise ValueError(f"strategy {config.strategy!r} (preds_N_T) is for regression; {config.task!r} is a "
                          f"classification task")
-    return make_split(config, task)
+    split = make_split(config, task)
+    if strategy.requires == "fixed_J_S" and config.n_candidates:
+        # DEIMOS draws its candidates from the pool at every acquiring step; check the last one now
+        last_pool = len(split.pool) - (config.n_steps - 1) * config.acquisition_size
+        if config.n_candidates > last_pool:
+            raise ValueError(f"n_candidates={config.n_candidates} exceeds the pool left at the last acquiring "
+                             f"step ({last_pool} = pool {len(split.pool)} - {config.n_steps - 1} x "
+                             f"{config.acquisition_size}); lower n_candidates or the number of steps")
+    return split

@@ -106,7 +106,8 @@ def _run_dirs(path: Path) -> list[Path]:
 def load_results(path, *, with_timings: bool = True):
     """Every step of one run directory or of all runs under a grid directory, as a long
     ``pandas.DataFrame``: one row per (run, step) with ``method, strategy, seed, step, budget``,
-    one column per test metric (``accuracy`` or ``mse``, ``rmse``), ``n_acquired``,
+    one column per test metric (``accuracy`` or ``mse``, ``rmse``), ``n_acquired_this_step``,
+    ``acquired_total`` (``budget - initial_size``: the x-axis of DEIMOS's "points acquired"),
     ``best_epoch``, ``dropout_rates`` (list) and, with ``with_timings``, the timings
     (``train_s, eval_s, select_s, step_s``). Sorted by method, seed, step.
     """
@@ -121,7 +122,8 @@ def load_results(path, *, with_timings: bool = True):
             cfg = ExperimentConfig.from_dict(json.load(fh)["config"])
         for rec in read_records(d):
             row = dict(method=cfg.method, strategy=cfg.strategy, seed=cfg.seed, step=rec["step"],
-                       budget=rec["budget"], **rec["metrics"], n_acquired=len(rec["acquired"]),
+                       budget=rec["budget"], **rec["metrics"], n_acquired_this_step=len(rec["acquired"]),
+                       acquired_total=rec["budget"] - cfg.initial_size,
                        best_epoch=rec["best_epoch"], dropout_rates=rec["dropout_rates"], task=cfg.task,
                        model=cfg.model, run_dir=str(d))
             if with_timings:

@@ -222,3 +222,13 @@ def test_batchbald_bad_input():
     with pytest.raises(ValueError, match="candidates"):
         B.batchbald(lp, 1, candidates=[0, 9])
     assert B.batchbald(lp, 0).indices.shape == (0,)
+
+
+def test_batchbald_candidate_ties_go_to_the_lowest_index_whatever_their_order():
+    from mcal_utils.acquisition.bald import batchbald
+
+    rng = np.random.default_rng(3)
+    probs_K_C = rng.dirichlet(np.ones(3), size=8)
+    log_probs_N_K_C = np.log(np.stack([probs_K_C] * 4))  # four identical points: all scores tie
+    for candidates in ([3, 1, 2], [1, 2, 3], [2, 3, 1]):
+        assert batchbald(log_probs_N_K_C, 1, candidates=np.array(candidates)).indices.tolist() == [1]
