@@ -22,7 +22,7 @@ from .uncertainty import (
 )
 from .bald import bald, batchbald, conditional_entropy, joint_entropy_exact
 from .coreset import RobustKCenterBatch, covering_radius, kcenter_greedy, kcenter_robust, nearest_centre_distance
-from .deimos import deimos, deimos_dense, deimos_from_covariance, deimos_sample
+from .deimos import DeimosSample, deimos, deimos_dense, deimos_from_covariance, deimos_sample
 from .strategies import STRATEGIES, Strategy, get_strategy
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "deimos_dense",
     "deimos_from_covariance",
     "deimos_sample",
+    "DeimosSample",
     "STRATEGIES",
     "Strategy",
     "get_strategy",

@@ -77,10 +77,10 @@ subtract O(|H|) quantities, so once the top score (or the top tr R_i) has
 fallen below 1e-4 of its value at the last exact evaluation, D is recomputed
 exactly from W = M H_Q M (O(n_cand C J^2), a few times per batch); the
 relative error of the scores then stays ~1e-11 (it grows like 1e-16 / that
-fraction). K_i = t I + P_i needs no such reset: P_i >= 0 shrinks at most to
-O(t), so its rounding stays ~1e-16 |P_i(0)| / t. M itself is accurate to
-~1e-16 absolute, which is enough. Checked against the dense form to 1e-8,
-tau_inv down to 3e-5.
+fraction). K_i = t I + P_i needs no such reset: K_i >= t I, so the absolute
+rounding ~1e-16 |P_i(0)| of its updates stays ~1e-16 |P_i(0)| / t relative.
+M itself is accurate to ~1e-16 absolute, which is enough. Checked against
+the dense form to 1e-8, tau_inv down to 3e-5.
 
 One step costs one (2C, J) x (J, n_cand*C) product (A of the candidates is
 stored transposed, so b_i and a_i are strided views of its result), two
