@@ -35,19 +35,21 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": dict(n_show=16, rotated_max_angle=45.0, n_rotated=0, verify_checksums=True, seed=0),
     },
     "01_concrete_dropout_model": {
-        "smoke": dict(dataset="auto", n_train=512, n_val=256, n_test=512, epochs=2,
-                      batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=5, seed=42),
-        "default": dict(dataset="auto", n_train=20000, n_val=5000, n_test=10000, epochs=8,
-                        batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=50, seed=42),
+        "smoke": dict(dataset="auto", n_train=256, n_val=128, n_test=256, epochs=2,
+                      batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=4, seed=42),
+        # default: ~75 s per twin on an idle 2-core machine (~2000 images/s) -> ~3.5 min in all;
+        # 9 min when other jobs compete for the two cores (2-thread torch degrades badly then).
+        "default": dict(dataset="auto", n_train=10000, n_val=2000, n_test=3000, epochs=15,
+                        batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=30, seed=42),
         "paper": dict(dataset="auto", n_train=0, n_val=0, n_test=0, epochs=200,
                       batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=50, seed=42),
     },
     "03_deimos_1d_toy": {
-        "smoke": dict(n_seeds=1, seed=0, n_train=100, epochs=3, train_batch_size=32, lr=0.001, l2=5e-4,
+        "smoke": dict(n_seeds=1, seed=0, n_train=100, epochs=3, train_batch_size=128, lr=0.001, l2=5e-4,
                       p=0.2, acq_batch_size=5, n_masks=8, mc_samples=8, tau_factor=0.15),
-        "default": dict(n_seeds=5, seed=0, n_train=100, epochs=300, train_batch_size=32, lr=0.001, l2=5e-4,
+        "default": dict(n_seeds=5, seed=0, n_train=100, epochs=300, train_batch_size=128, lr=0.001, l2=5e-4,
                         p=0.2, acq_batch_size=5, n_masks=50, mc_samples=100, tau_factor=0.15),
-        "paper": dict(n_seeds=10, seed=0, n_train=100, epochs=300, train_batch_size=32, lr=0.001, l2=5e-4,
+        "paper": dict(n_seeds=10, seed=0, n_train=100, epochs=300, train_batch_size=128, lr=0.001, l2=5e-4,
                       p=0.2, acq_batch_size=5, n_masks=50, mc_samples=100, tau_factor=0.15),
     },
     "02_strategy_comparison": {
