@@ -151,7 +151,8 @@ def _check_preds(preds) -> tuple[torch.Tensor, int]:
         raise ValueError(f"preds needs J >= 2 fixed-mask passes (axis 0) for a sample covariance, got J = {y.shape[0]}")
     if y.shape[1] < 1:
         raise ValueError(f"preds needs at least one point of X_samp (axis 1), got shape {tuple(y.shape)}")
-    if not bool(torch.isfinite(y).all()):
+    lo, hi = (float(v) for v in torch.aminmax(y))  # NaN propagates; inf shows at an end
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         bad = int((~torch.isfinite(y)).sum())
         raise ValueError(f"preds must be finite, found {bad} NaN or inf values")
     if y.ndim == 2:
@@ -161,7 +162,6 @@ def _check_preds(preds) -> tuple[torch.Tensor, int]:
         raise ValueError(
             f"classification preds (J, S, C) need C >= 2 classes, got C = {C}; pass a (J, S) array for regression"
         )
-    lo, hi = float(y.min()), float(y.max())
     if lo < -PROB_ATOL or hi > 1.0 + PROB_ATOL:
         raise ValueError(
             f"classification preds (J, S, C) must be probabilities in [0, 1], got values in [{lo:g}, {hi:g}]"
@@ -361,6 +361,7 @@ def deimos_dense(preds, batch_size: int, tau_inv: float, candidates=None, *, pro
 # fast DEIMOS in the J-dimensional mask space
 # --------------------------------------------------------------------------- #
 _POOL = None
+_BLOCK = 1 << 17  # candidates * C^2 per cache-sized block of a worker's range (CPU)
 _MIN_PART = 4096  # candidates per worker thread; fewer run in the calling thread
 
 
@@ -429,12 +430,14 @@ def _deimos_fast(y, C, t, cand, b, progress, threads) -> CandidateBatch:
     L = torch.empty_like(K)
     info = torch.empty(n, dtype=torch.int32, device=device)
     raw = torch.empty(n, dtype=f64, device=device)
+    trD = torch.zeros(n, dtype=f64, device=device)  # tr D_i at the last scoring (for top_r)
+    diag_CC = torch.eye(C, dtype=f64, device=device).reshape(C * C)
     eyeC = torch.eye(C, dtype=f64, device=device)
     eye_n = eyeC.expand(n, C, C)
     taken = torch.zeros(n, dtype=torch.bool, device=device)
     neg_inf = torch.tensor(-math.inf, dtype=f64, device=device)
     chunk = max(1, (1 << 18) // (C * J))
-    block = max(64, (1 << 17) // (C * C)) if device.type == "cpu" else n
+    block = max(64, _BLOCK // (C * C)) if device.type == "cpu" else n
     parts = _parts(n, device, threads)
 
     def in_parts(fn, *args):
@@ -475,8 +478,11 @@ def _deimos_fast(y, C, t, cand, b, progress, threads) -> CandidateBatch:
     def score_part(lo, hi):
         """score - 2tC = tr(K^-1 D) = tr(L^-1 D L^-T) = sum_ab (L^-1 D)_ab (L^-1)_ab on [lo, hi)."""
         torch.linalg.cholesky_ex(K[lo:hi], out=(L[lo:hi], info[lo:hi]))
-        Linv = torch.linalg.solve_triangular(L[lo:hi], eye_n[lo:hi], upper=False)
-        raw[lo:hi] = torch.einsum("nab,nab->n", torch.bmm(Linv, D[lo:hi]), Linv)
+        k = hi - lo
+        LinvT = torch.linalg.solve_triangular(L[lo:hi], eye_n[lo:hi], upper=False).mT  # (L^-1)^T
+        XT = torch.bmm(D[lo:hi].mT, LinvT)  # (L^-1 D)^T
+        raw[lo:hi] = torch.linalg.vecdot(XT.reshape(k, C * C), LinvT.reshape(k, C * C))
+        torch.mv(D[lo:hi].view(hi - lo, C * C), diag_CC, out=trD[lo:hi])  # tr D_i, while in cache
 
     def update_and_score_part(lo, hi, umT):
         for a in range(lo, hi, block):  # cache-sized blocks: each block's data is touched once
@@ -496,7 +502,7 @@ def _deimos_fast(y, C, t, cand, b, progress, threads) -> CandidateBatch:
         return j, float(score[j])
 
     def top_r():  # largest tr(G_i W G_i^T) (picked ones hold D = 0)
-        return float(D.diagonal(dim1=1, dim2=2).sum(-1).max()) + t * t * C
+        return float(trD.max()) + t * t * C
 
     refresh(with_K=True)
     umT = None
