@@ -49,6 +49,7 @@ class NotebookResult:
     html: str = ""
     ipynb: str = ""
     figure: str = ""
+    commit: str = ""  # the commit this notebook was executed at
 
 
 # ---------------------------------------------------------------------------
@@ -203,11 +204,11 @@ img {{ max-width: 420px; border: 1px solid #eee; }}
 code {{ background: #f6f8fa; padding: 1px 4px; }}
 </style></head><body>
 <h1>mcal: deep active learning with MC dropout — report</h1>
-<p>Profile <code>{profile}</code>, commit <code>{commit}</code>, built {when} in {total:.0f} s
+<p>Profile <code>{profile}</code>, latest commit <code>{commit}</code>, built {when}; notebooks {total:.0f} s
 on {machine}. Notebooks executed with papermill; each links to its rendered HTML and executed notebook.</p>
 <p>Reproduce: <code>make report</code> (profile <code>default</code>); <code>make report PROFILE=paper</code>
 for the papers' own settings (GPU). Benchmarks: <a href="benchmarks.md">benchmarks.md</a>.</p>
-<table><tr><th>notebook</th><th>status</th><th>run time</th><th>key figure</th></tr>
+<table><tr><th>notebook</th><th>status</th><th>run time</th><th>commit</th><th>key figure</th></tr>
 {rows}
 </table></body></html>
 """
@@ -222,7 +223,7 @@ def write_index(out_dir: Path, results: list[NotebookResult], profile: str, comm
         err = f"<br><small>{html.escape(r.error)}</small>" if r.error else ""
         fig = f'<img src="{html.escape(r.figure)}" alt="key figure of {html.escape(r.name)}">' if r.figure else "—"
         rows.append(f'<tr><td>{link}</td><td class="{r.status}">{r.status}{err}</td>'
-                    f"<td>{r.seconds:.0f} s</td><td>{fig}</td></tr>")
+                    f"<td>{r.seconds:.0f} s</td><td><code>{html.escape(r.commit)}</code></td><td>{fig}</td></tr>")
     machine = f"{os.cpu_count()} CPU cores"
     try:
         import torch
@@ -256,6 +257,7 @@ def build_report(notebooks: Path, out_dir: Path, profile: str, only: list[str] |
     for i, path in enumerate(paths, 1):
         print(f"[{i}/{len(paths)}] {path.name} (profile {profile}) ...", flush=True)
         r = execute_one(path, out_dir, profile, mathjax_url, timeout)
+        r.commit = commit
         print(f"    {r.status} in {r.seconds:.0f} s{(' - ' + r.error) if r.error else ''}", flush=True)
         results.append(r)
     if only and (out_dir / "run.json").is_file():
@@ -263,7 +265,8 @@ def build_report(notebooks: Path, out_dir: Path, profile: str, only: list[str] |
         previous = json.loads((out_dir / "run.json").read_text())
         if previous.get("profile") == profile:
             done = {r.name for r in results}
-            kept = [NotebookResult(**n) for n in previous["notebooks"] if n["name"] not in done]
+            kept = [NotebookResult(**{"commit": previous.get("commit", ""), **n})
+                    for n in previous["notebooks"] if n["name"] not in done]
             results = sorted(kept + results, key=lambda r: r.name)
     total = sum(r.seconds for r in results) if only else time.perf_counter() - t0
     write_index(out_dir, results, profile, commit, total)

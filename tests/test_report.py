@@ -38,6 +38,15 @@ def test_build_report_marks_failures_and_renders_everything(tmp_path):
     status = {n["name"]: n["status"] for n in summary["notebooks"]}
     assert status == {"00_good": "ok", "01_bad": "failed"}
     assert summary["profile"] == "smoke"
+    assert all(n["commit"] == summary["commit"] for n in summary["notebooks"])
+
+    # --only re-runs one notebook and keeps the other's row (and the commit it ran at)
+    summary["notebooks"][1]["commit"] = "older"
+    (out / "run.json").write_text(json.dumps(summary))
+    assert report.main(["--profile", "smoke", "--notebooks", str(nbs), "--out", str(out), "--only", "00"]) == 1
+    rows = {n["name"]: n for n in json.loads((out / "run.json").read_text())["notebooks"]}
+    assert rows["01_bad"]["commit"] == "older" and rows["01_bad"]["status"] == "failed"
+    assert rows["00_good"]["status"] == "ok"
     for name in ("00_good", "01_bad"):
         page = (out / f"{name}.html").read_text()
         assert "mathjax/MathJax.js" in page  # maths renders offline
