@@ -122,15 +122,12 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Standalone run: the table of ``run_all.py --only batchbald`` (``--quick`` passes through)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import run_all
+
     argv = sys.argv[1:] if argv is None else argv
-    rows = run(quick="--quick" in argv)
-    cols = ("case", "ours_s", "baseline_s", "ratio", "target", "met")
-    print(" | ".join(cols))
-    for r in rows:
-        print(" | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
-    for r in rows:
-        print(f"notes ({r['case']}): {r['notes']}")
-    return 0
+    return run_all.main(["--only", "batchbald", *argv])
 
 
 if __name__ == "__main__":

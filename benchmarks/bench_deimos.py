@@ -20,7 +20,6 @@ all points (as shared dropout masks make it).
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -194,23 +193,12 @@ def _run(quick: bool) -> list[dict]:
     return rows
 
 
-def _table(rows: list[dict]) -> str:
-    def fmt(v):
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return "-" if math.isnan(v) else f"{v:.3g}"
-        return str(v)
-
-    keys = ["case", "ours_s", "baseline_s", "ratio", "target", "met", "notes"]
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         algo, S, C, J, batch = sys.argv[2], *map(int, sys.argv[3:7])
         print(json.dumps(_child(algo, S, C, J, batch)))
     else:
-        print(_table(run(quick="--quick" in sys.argv)))
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import run_all
+
+        raise SystemExit(run_all.main(["--only", "deimos", *sys.argv[1:]]))
