@@ -38,26 +38,16 @@ def _import_path(path: str, what: str):
     return obj
 
 
-def _check_task_name(name: str) -> None:
+def _check_registered(name: str, kind: str) -> None:
+    """``kind`` is "task" or "model": a registered name, or an importable ``module:factory`` path."""
     if ":" in name:
-        _import_path(name, "task")
+        _import_path(name, kind)
         return
-    from mcal_utils import data
+    from mcal_utils import data, models
 
-    if name not in data.TASK_NAMES:
-        raise ValueError(f"unknown task/dataset {name!r}; valid: {list(data.TASK_NAMES)} "
-                         f"(or an import path 'module:factory')")
-
-
-def _check_model_name(name: str) -> None:
-    if ":" in name:
-        _import_path(name, "model")
-        return
-    from mcal_utils import models
-
-    if name not in models.MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; valid: {list(models.MODEL_NAMES)} "
-                         f"(or an import path 'module:factory')")
+    valid, label = (data.TASK_NAMES, "task/dataset") if kind == "task" else (models.MODEL_NAMES, "model")
+    if name not in valid:
+        raise ValueError(f"unknown {label} {name!r}; valid: {list(valid)} (or an import path 'module:factory')")
 
 
 def get_strategy(name: str):
@@ -87,7 +77,7 @@ def _load_task_cached(task: str, options_json: str, data_dir: str | None):
 
 def load_task_for(config: ExperimentConfig, data_dir=None):
     """The ``Task`` of ``config`` (cached per process: a grid's runs share one copy)."""
-    _check_task_name(config.task)
+    _check_registered(config.task, "task")
     return _load_task_cached(config.task, json.dumps(config.task_options, sort_keys=True),
                              None if data_dir is None else str(data_dir))
 
@@ -216,8 +206,8 @@ def make_split(config: ExperimentConfig, task) -> Split:
 def _check_static(config: ExperimentConfig) -> None:
     """Checks that need no data: names, signs, choices."""
     get_strategy(config.strategy)
-    _check_task_name(config.task)
-    _check_model_name(config.model)
+    _check_registered(config.task, "task")
+    _check_registered(config.model, "model")
     for name in ("initial_size", "acquisition_size", "mc_samples"):
         if getattr(config, name) <= 0:
             raise ValueError(f"{name} must be > 0, got {getattr(config, name)}")
