@@ -37,8 +37,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# REPORT_FLAGS: e.g. --require-clean (refuse uncommitted changes; by default the report is
+# stamped <sha>-dirty with a warning), --only 03 04 (re-run some notebooks, keep the others' rows).
+REPORT_FLAGS ?=
 report: $(VENV)/.runtime
-	$(PY) -m mcal_utils.report --profile $(PROFILE) --notebooks notebooks --out reports
+	$(PY) -m mcal_utils.report --profile $(PROFILE) --notebooks notebooks --out reports $(REPORT_FLAGS)
 
 test: $(VENV)/.dev
 	MCAL_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=900 -p no:cacheprovider

@@ -4,8 +4,8 @@ Learning curves are 1-D arrays ``values_P`` of a metric (accuracy, MSE, ...) at
 ``P`` budget points ``budgets_P`` (labelled-set sizes or acquired counts), or
 2-D arrays ``curves_S_P`` with one row per seed.
 
-Curve metrics follow seed 1 (nealkafree/MonteCarloSampling) as it codes them
-(SEEDS_TECHNICAL.md, section A, "Metrics as coded"), with
+Curve metrics follow the MC-dropout-entropy paper (Kirillov, 2026; code nealkafree/MonteCarloSampling) as it codes them
+(docs/REFERENCES.md), with
 ``a_0 ... a_{n-1}`` the values at the ``n`` budget points:
 
 * AUBC = sum_i (a_i + a_{i+1}) / 2  /  (n - 1): trapezoids of unit width, so a
@@ -35,10 +35,14 @@ __all__ = [
     "tp_parts",
     "highest",
     "acquisitions_to_threshold",
+    "ThresholdCrossings",
+    "threshold_crossings",
     "window_summary",
     "mean_std",
     "expected_calibration_error",
     "reliability_curve",
+    "ClassBalance",
+    "class_balance",
 ]
 
 
@@ -81,7 +85,7 @@ def _budgets(budgets, n_points: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# learning-curve metrics (seed 1)
+# learning-curve metrics (the MC-dropout-entropy paper)
 # ---------------------------------------------------------------------------
 def aubc(values) -> float:
     """Area under the budget curve, trapezoids of unit width, divided by ``n - 1``.
@@ -94,7 +98,7 @@ def aubc(values) -> float:
 
 @dataclass(frozen=True)
 class TPParts:
-    """The pieces of seed 1's TP: positive / negative rises and the areas under them."""
+    """The pieces of the MC-dropout-entropy paper's TP: positive / negative rises and the areas under them."""
 
     tpr: float  # sum of the positive increments (>= 0)
     tnr: float  # sum of the non-positive increments (<= 0)
@@ -104,7 +108,7 @@ class TPParts:
 
 
 def tp_parts(values) -> TPParts:
-    """All the intermediate sums of :func:`tp` (seed 1, after Reyes et al. 2018)."""
+    """All the intermediate sums of :func:`tp` (the MC-dropout-entropy paper, after Reyes et al. 2018)."""
     a_P = _curve(values)
     delta_I = a_P[1:] - a_P[:-1]
     area_I = (a_P[:-1] + a_P[1:]) / 2.0
@@ -118,7 +122,7 @@ def tp_parts(values) -> TPParts:
 
 
 def tp(values) -> float:
-    """Seed 1's TP score of a curve ``values`` (P >= 2 points); 0 for a constant curve."""
+    """The MC-dropout-entropy paper's TP score of a curve ``values`` (P >= 2 points); 0 for a constant curve."""
     return tp_parts(values).tp
 
 
@@ -151,8 +155,56 @@ def acquisitions_to_threshold(budgets, curves_seed_x_step, threshold: float, *,
 
 
 @dataclass(frozen=True)
+class ThresholdCrossings:
+    """First budgets at which curves reach thresholds (NaN: never within the budgets).
+
+    ``thresholds_K``; ``mean_K``: crossings of the seed-mean curve (DEIMOS Table 2's
+    statistic); ``per_seed_S_K``: each seed's own first crossing; ``higher_is_better``.
+    """
+
+    thresholds_K: np.ndarray
+    mean_K: np.ndarray
+    per_seed_S_K: np.ndarray
+    higher_is_better: bool
+
+    def spread_K(self) -> np.ndarray:
+        """max - min of the seeds' crossings per threshold (NaN when a seed never reaches it)."""
+        return self.per_seed_S_K.max(axis=0) - self.per_seed_S_K.min(axis=0)
+
+
+def _first_crossing_S_K(b_P: np.ndarray, c_S_P: np.ndarray, t_K: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    hit_S_K_P = c_S_P[:, None, :] >= t_K[None, :, None] if higher_is_better else \
+        c_S_P[:, None, :] <= t_K[None, :, None]
+    first_S_K = np.argmax(hit_S_K_P, axis=2)
+    return np.where(hit_S_K_P.any(axis=2), b_P.astype(np.float64)[first_S_K], np.nan)
+
+
+def threshold_crossings(budgets, curves_seed_x_step, thresholds, *,
+                        higher_is_better: bool = True) -> ThresholdCrossings:
+    """Acquisitions needed to reach each threshold: by the seed-mean curve and by every seed.
+
+    ``budgets``: (P,) strictly increasing (e.g. acquired counts); ``curves_seed_x_step``: (S, P);
+    ``thresholds``: (K,). A curve reaches t at its first budget with value >= t
+    (``higher_is_better``, accuracy) or <= t (error, MSE). The mean crossing is not the mean
+    of the seeds' crossings: a first crossing of a noisy curve moves by several steps between
+    seeds, which ``per_seed_S_K`` shows.
+    """
+    c_S_P = _curves_2d(curves_seed_x_step, "curves_seed_x_step")
+    b_P = _budgets(budgets, c_S_P.shape[1])
+    t_K = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    if t_K.ndim != 1 or t_K.size == 0 or not np.all(np.isfinite(t_K)):
+        raise ValueError(f"thresholds must be a non-empty 1-D list of finite numbers; got {thresholds!r}")
+    if not isinstance(higher_is_better, (bool, np.bool_)):
+        raise ValueError(f"higher_is_better must be True (accuracy) or False (error, MSE); got {higher_is_better!r}")
+    mean_K = _first_crossing_S_K(b_P, c_S_P.mean(axis=0)[None, :], t_K, bool(higher_is_better))[0]
+    per_seed_S_K = _first_crossing_S_K(b_P, c_S_P, t_K, bool(higher_is_better))
+    return ThresholdCrossings(thresholds_K=t_K, mean_K=mean_K, per_seed_S_K=per_seed_S_K,
+                              higher_is_better=bool(higher_is_better))
+
+
+@dataclass(frozen=True)
 class WindowSummary:
-    """Seed 1's summary of the first ``n_steps`` acquisition steps (``n_steps + 1`` points)."""
+    """The MC-dropout-entropy paper's summary of the first ``n_steps`` acquisition steps (``n_steps + 1`` points)."""
 
     n_steps: int
     max: float
@@ -161,7 +213,7 @@ class WindowSummary:
 
 
 def window_summary(values, n_steps: int) -> WindowSummary:
-    """Max, AUBC and TP over the first ``n_steps + 1`` points of a curve (seed 1: 10 and 20 steps)."""
+    """Max, AUBC and TP over the first ``n_steps + 1`` points of a curve (the MC-dropout-entropy paper: 10 and 20 steps)."""
     a_P = _curve(values)
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive int; got {n_steps!r}")
@@ -254,3 +306,56 @@ def reliability_curve(probs_N_C, labels_N, n_bins: int = 15) -> ReliabilityCurve
 def expected_calibration_error(probs_N_C, labels_N, n_bins: int = 15) -> float:
     """ECE = sum_b |B_b| / N * |acc(B_b) - conf(B_b)| over equal-width confidence bins."""
     return reliability_curve(probs_N_C, labels_N, n_bins).ece
+
+
+# ---------------------------------------------------------------------------
+# class balance of acquired labels
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClassBalance:
+    """Class make-up of a set of labels (e.g. a strategy's picks).
+
+    ``counts_C`` (int64), ``fractions_C`` (sum 1), ``reference_C`` (the fractions compared
+    against: uniform unless given), ``total_variation`` = 1/2 sum_c |f_c - r_c| in [0, 1]
+    (the share of picks that would have to change class to match the reference),
+    ``normalised_entropy`` = H(f) / log C in [0, 1] (1 = balanced), ``min_fraction``.
+    """
+
+    counts_C: np.ndarray
+    fractions_C: np.ndarray
+    reference_C: np.ndarray
+    total_variation: float
+    normalised_entropy: float
+    min_fraction: float
+
+
+def class_balance(labels_N, n_classes: int, *, reference_C=None) -> ClassBalance:
+    """Class counts of integer ``labels_N`` in ``range(n_classes)`` and their imbalance.
+
+    ``reference_C``: fractions to compare with (e.g. the pool's class fractions); uniform
+    by default.
+    """
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+        raise ValueError(f"n_classes must be an int >= 2; got {n_classes!r}")
+    y = np.asarray(labels_N)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"labels_N must be a non-empty 1-D array; got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
+            raise ValueError(f"labels_N must hold integer class labels; got dtype {y.dtype}")
+        y = y.astype(np.int64)
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"labels_N must lie in [0, {n_classes - 1}]; got values in [{y.min()}, {y.max()}]")
+    if reference_C is None:
+        r_C = np.full(n_classes, 1.0 / n_classes)
+    else:
+        r_C = np.asarray(reference_C, dtype=np.float64)
+        if r_C.shape != (n_classes,) or not np.all(np.isfinite(r_C)) or r_C.min() < 0 or abs(r_C.sum() - 1) > 1e-6:
+            raise ValueError(f"reference_C must be {n_classes} non-negative fractions summing to 1; got {reference_C!r}")
+    counts_C = np.bincount(y, minlength=n_classes).astype(np.int64)
+    f_C = counts_C / counts_C.sum()
+    nz = f_C[f_C > 0]
+    return ClassBalance(counts_C=counts_C, fractions_C=f_C, reference_C=r_C,
+                        total_variation=float(0.5 * np.abs(f_C - r_C).sum()),
+                        normalised_entropy=float(-(nz * np.log(nz)).sum() / np.log(n_classes)),
+                        min_fraction=float(f_C.min()))

@@ -7,7 +7,7 @@ mask per input. In ``eval()`` its ``mode`` decides:
 
 * ``"off"``   (default): identity.
 * ``"fresh"``: an independent mask per input row, per pass (MC dropout, Gal & Ghahramani 2016).
-* ``"fixed"``: a bank of J masks, drawn once, shared by every input (DEIMOS, seed 2). The
+* ``"fixed"``: a bank of J masks, drawn once, shared by every input (DEIMOS). The
   input must arrive in *block layout* ``(J * B, ...)``: rows ``j*B ... (j+1)*B - 1`` are the
   same B inputs seen through mask j. A row's output therefore depends only on its input and
   on j, never on B, on the chunking or on the order of the inputs.
@@ -36,10 +36,16 @@ Models
 ------
 :func:`build_model` builds an :class:`MCModel` by name (:data:`MODEL_NAMES`); see the
 ``_build_*`` functions for the layer lists and their sources.
+
+Your own network: :func:`patch_dropout` replaces its ``nn.Dropout`` / ``nn.Dropout1d/2d/3d``
+layers by :class:`Dropout` layers (in the spirit of baal's ``patch_module``) and returns a
+:class:`PatchedModel` (an :class:`MCModel`; the trunk is found automatically for an
+``nn.Sequential``), which :mod:`mcal_utils.mc` and every acquisition strategy accept.
 """
 from __future__ import annotations
 
 import contextlib
+import copy as _copy
 import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -225,7 +231,7 @@ class Dropout(MCDropoutBase):
 
 
 class ConcreteDropout(MCDropoutBase):
-    """Concrete Dropout as coded in seed 1 (Gal, Hron & Kendall 2017; Korsch et al. 2025's
+    """Concrete Dropout as coded in the MC-dropout-entropy paper (Gal, Hron & Kendall 2017; Korsch et al. 2025's
     "simplified" relaxation).
 
     ``p = sigmoid(p_logit)`` (initial ``init_p`` = 0.1). Drop variable
@@ -236,7 +242,7 @@ class ConcreteDropout(MCDropoutBase):
 
     Regulariser (:meth:`regulariser`), K = ``n_features``:
     ``wr * sum(theta_next^2) / (1 - p) + dr * K * (p log p + (1 - p) log(1 - p))``,
-    divided by ``scale_by_n`` when given (Gal's 1/N form; seed 1 does not divide).
+    divided by ``scale_by_n`` when given (Gal's 1/N form; the MC-dropout-entropy paper does not divide).
     """
 
     def __init__(
@@ -365,6 +371,20 @@ class Squeeze(nn.Module):
         return x.squeeze(-1)
 
 
+def _init_parts(model: nn.Module, trunk: nn.Sequential, head: nn.Sequential, *, kind: str, n_outputs: int,
+                input_shape: tuple[int, ...], name: str) -> None:
+    """``nn.Module.__init__`` and the attributes every :class:`MCModel` has."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    nn.Module.__init__(model)
+    model.trunk = trunk
+    model.head = head
+    model.kind = kind
+    model.n_outputs = int(n_outputs)
+    model.input_shape = tuple(int(s) for s in input_shape)
+    model.name = name
+
+
 class MCModel(nn.Module):
     """``forward(x) = head(trunk(x))``; the trunk holds the deterministic layers before the
     first dropout layer, so MC inference runs it once per input (:mod:`mcal_utils.mc`).
@@ -384,9 +404,7 @@ class MCModel(nn.Module):
         input_shape: tuple[int, ...],
         name: str = "",
     ) -> None:
-        super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        _init_parts(self, trunk, head, kind=kind, n_outputs=n_outputs, input_shape=input_shape, name=name)
         if dropout_layers(trunk):
             raise ValueError("the trunk must not contain dropout layers")
         finals = [i for i, m in enumerate(head) if isinstance(m, nn.Linear)]
@@ -395,12 +413,6 @@ class MCModel(nn.Module):
         for i, m in enumerate(head):
             if isinstance(m, ConcreteDropout) and i + 1 >= len(head):
                 raise ValueError("a ConcreteDropout layer must be followed by the block it regularises")
-        self.trunk = trunk
-        self.head = head
-        self.kind = kind
-        self.n_outputs = int(n_outputs)
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.name = name
         self._final = finals[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -488,7 +500,7 @@ def _build_seed1_cnn(
     temperature: float = 0.1,
     scale_by_n: int | None = None,
 ) -> MCModel:
-    """Seed 1, Table 1: three Conv3x3(same)-ELU-BN-MaxPool2 blocks (32, 32, 64 channels),
+    """The MC-dropout-entropy paper, Table 1: three Conv3x3(same)-ELU-BN-MaxPool2 blocks (32, 32, 64 channels),
     dense 1024-128-32-10 with ELU; Concrete Dropout (channel-wise on 4-D) before block 2,
     block 3, fc1 and fc2. ``dropout="fixed"``: the same net with :class:`Dropout` of rate ``p``
     (channel-wise on the conv maps, like the concrete layers). Trunk = block 1."""
@@ -614,6 +626,173 @@ def _build_splicing_cnn(*, p: float = 0.15, in_channels: int = 4, length: int = 
                           nn.Conv1d(101, 50, 4), nn.ReLU(), nn.MaxPool1d(3), nn.Flatten())
     head = nn.Sequential(Dropout(p), nn.Linear(flat, 50), nn.ReLU(), Dropout(p), nn.Linear(50, 1), Squeeze())
     return MCModel(trunk, head, kind="regression", n_outputs=1, input_shape=(in_channels, length), name="splicing_cnn")
+
+
+# ---------------------------------------------------------------------------
+# Bring your own model
+# ---------------------------------------------------------------------------
+#: torch.nn dropout classes :func:`patch_dropout` replaces -> whether the mask is channel-wise.
+TORCH_DROPOUT: dict[type, bool] = {nn.Dropout: False, nn.Dropout1d: True, nn.Dropout2d: True, nn.Dropout3d: True}
+# Alpha dropout keeps SELU statistics with an affine correction; no MC-dropout layer implements it.
+_UNSUPPORTED_DROPOUT = (nn.AlphaDropout, nn.FeatureAlphaDropout)
+_PROBABILITY_OUTPUTS = (nn.Softmax, nn.LogSoftmax, nn.Softmax2d, nn.Sigmoid)
+
+
+def replace_dropout(module: nn.Module) -> int:
+    """Replace, in place, every ``nn.Dropout`` (element-wise) and ``nn.Dropout1d/2d/3d``
+    (channel-wise: one draw per channel of a ``(B, C, ...)`` input) of ``module`` by a
+    :class:`Dropout` of the same p; returns how many were replaced. MC-dropout layers already
+    there stay. Raises ``ValueError`` for alpha dropout and for p = 1 (nothing to average)."""
+    if type(module) in TORCH_DROPOUT:
+        raise ValueError("pass the network that contains the dropout layer, not the layer itself")
+    count = 0
+    for parent_name, parent in list(module.named_modules()):
+        for name, child in list(parent.named_children()):
+            where = f"{parent_name}.{name}" if parent_name else name
+            if isinstance(child, _UNSUPPORTED_DROPOUT):
+                raise ValueError(f"{where}: {type(child).__name__} has no MC-dropout equivalent here; "
+                                 f"replace it by nn.Dropout (or remove it) before patching")
+            if type(child) in TORCH_DROPOUT:
+                if not 0.0 <= child.p < 1.0:
+                    raise ValueError(f"{where}: dropout p must be in [0, 1) for MC dropout, got p={child.p}")
+                setattr(parent, name, Dropout(child.p, channelwise=TORCH_DROPOUT[type(child)]))
+                count += 1
+    return count
+
+
+def _split_sequential(seq: nn.Sequential) -> tuple[list[nn.Module], list[nn.Module]]:
+    """(layers before the first dropout, the rest), descending into nested plain ``nn.Sequential``s."""
+    layers = list(seq)
+    for i, m in enumerate(layers):
+        if isinstance(m, MCDropoutBase):
+            return layers[:i], layers[i:]
+        if dropout_layers(m):
+            if type(m) is nn.Sequential:
+                trunk, head = _split_sequential(m)
+                return layers[:i] + trunk, head + layers[i + 1:]
+            return layers[:i], layers[i:]
+    return layers, []  # pragma: no cover - patch_dropout refuses models without dropout
+
+
+def _last_leaf(module: nn.Module) -> nn.Module:
+    leaves = [m for m in module.modules() if not list(m.children())]
+    return leaves[-1] if leaves else module
+
+
+class PatchedModel(MCModel):
+    """An :class:`MCModel` around a network of your own, made by :func:`patch_dropout`.
+
+    ``trunk`` / ``head`` as in :class:`MCModel` (the trunk may be empty). ``features(x)`` is the
+    input of ``output_layer`` (the name in ``head`` of the last ``nn.Linear`` the forward pass
+    calls, found by :func:`patch_dropout`), flattened to ``(B, D)``. ``regularisation()`` is 0 (no Concrete Dropout); ``l2_parameters()``
+    the weights of every ``nn.Linear``.
+    """
+
+    def __init__(self, trunk: nn.Sequential, head: nn.Sequential, *, kind: str, n_outputs: int,
+                 input_shape: tuple[int, ...], name: str = "", output_layer: str | None = None) -> None:
+        # not MCModel.__init__: its checks assume a flat head ending in nn.Linear
+        _init_parts(self, trunk, head, kind=kind, n_outputs=n_outputs, input_shape=input_shape, name=name)
+        self._output_layer = output_layer  # a name, so the layer is not registered twice
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The input of the output layer, ``(B, D)`` (dropout layers act per their mode)."""
+        if self._output_layer is None:
+            raise ValueError(f"{self.name or 'this model'} has no nn.Linear layer, so no penultimate features; "
+                             f"the 'features' strategies (k-center) cannot run on it")
+        seen: list[torch.Tensor] = []
+        layer = self.head.get_submodule(self._output_layer)
+        handle = layer.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+        try:
+            self.head(self.trunk(x))
+        finally:
+            handle.remove()
+        return seen[-1].reshape(x.shape[0], -1)
+
+    def regularisation(self) -> torch.Tensor:
+        return torch.zeros((), device=next(self.parameters()).device)
+
+
+def patch_dropout(
+    model: nn.Module,
+    *,
+    input_shape: Sequence[int],
+    kind: str = "classification",
+    trunk: str | None = "auto",
+    copy: bool = True,
+    name: str = "",
+) -> PatchedModel:
+    """Make a network of your own usable by :mod:`mcal_utils.mc` and every acquisition strategy.
+
+    Its ``nn.Dropout`` / ``nn.Dropout1d/2d/3d`` layers become :class:`Dropout` layers of the same
+    p (channel-wise for the 1d/2d/3d ones), which support ``"fresh"`` and ``"fixed"`` masks in
+    eval mode and sample exactly like torch's in ``train()``. Returns a :class:`PatchedModel`.
+
+    model: a classifier returning logits ``(B, C)`` (no final softmax), or a regressor returning
+        ``(B,)`` or ``(B, 1)`` (squeezed to ``(B,)``). input_shape: the shape of one input.
+    trunk: ``"auto"``: when ``model`` is a plain ``nn.Sequential``, the layers before the first
+        dropout layer (descending into nested plain ``nn.Sequential``s) form the deterministic
+        trunk that MC inference runs once per input; any other module has no trunk (its forward
+        order is not known from its children) and runs whole on every pass. ``None``: no trunk.
+    copy: patch a deep copy (default) and leave ``model`` unchanged; ``False`` patches in place.
+
+    Fixed masks need every dropout layer to see the batch in block layout, i.e. a model that
+    keeps the batch axis first and never mixes rows (BatchNorm in eval is fine). Functional
+    dropout (``F.dropout`` in ``forward``) is invisible here: use modules. Raises ``ValueError``
+    for a model without dropout, alpha dropout, p = 1, a final softmax or a wrong output shape.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, MCModel):
+        raise ValueError("model is already an MCModel: use it directly")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if trunk not in ("auto", None):
+        raise ValueError(f"trunk must be 'auto' or None, got {trunk!r}")
+    shape = tuple(input_shape)
+    if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
+        raise ValueError(f"input_shape must be the shape of one input, positive ints, got {input_shape!r}")
+    net = _copy.deepcopy(model) if copy else model
+    replace_dropout(net)
+    if not dropout_layers(net):
+        raise ValueError("model has no dropout layer (nn.Dropout, nn.Dropout1d/2d/3d): MC dropout needs at least "
+                         "one; add nn.Dropout before the layers whose uncertainty you want, then retrain")
+    if any(isinstance(m, ConcreteDropout) for m in net.modules()):
+        raise ValueError("ConcreteDropout needs the MCModel of build_model (its regulariser is tied to the next "
+                         "block); patch_dropout handles fixed-p dropout only")
+    if kind == "classification" and isinstance(_last_leaf(net), _PROBABILITY_OUTPUTS):
+        raise ValueError(f"the model ends with {type(_last_leaf(net)).__name__}: mcal needs logits (it applies "
+                         f"the softmax itself); remove the final layer")
+    if trunk == "auto" and type(net) is nn.Sequential:
+        trunk_layers, head_layers = _split_sequential(net)
+    else:
+        trunk_layers, head_layers = [], [net]
+    head = nn.Sequential(*head_layers)
+    probe = PatchedModel(nn.Sequential(*trunk_layers), head, kind=kind, n_outputs=1, input_shape=shape, name=name)
+    device = next(iter(net.parameters()), torch.empty(0)).device
+    called: list[str] = []  # the nn.Linear layers in the order the forward pass calls them
+    hooks = [m.register_forward_pre_hook(lambda module, args, name=n: called.append(name))
+             for n, m in head.named_modules() if isinstance(m, nn.Linear)]
+    try:
+        with mc_mode(probe, "off"), torch.no_grad():
+            out = probe(torch.zeros((2, *shape), device=device))
+    except RuntimeError as error:
+        raise ValueError(f"the model cannot take a batch of inputs of input_shape={shape}: {error}") from error
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if kind == "classification":
+        if out.dim() != 2 or out.shape[1] < 2:
+            raise ValueError(f"a classifier must return logits (B, C) with C >= 2, got shape {tuple(out.shape)} "
+                             f"for a batch of 2 (kind='regression' for a single output)")
+        n_outputs = int(out.shape[1])
+    else:
+        if out.dim() == 2 and out.shape[1] == 1:
+            head.append(Squeeze())
+        elif out.dim() != 1:
+            raise ValueError(f"a regressor must return (B,) or (B, 1), got shape {tuple(out.shape)} for a batch of 2")
+        n_outputs = 1
+    return PatchedModel(probe.trunk, head, kind=kind, n_outputs=n_outputs, input_shape=shape,
+                        name=name or type(model).__name__, output_layer=called[-1] if called else None)
 
 
 _BUILDERS: dict[str, Callable[..., MCModel]] = {

@@ -1,4 +1,4 @@
-"""How close is DEIMOS's greedy batch to the best batch? (Agarwal et al., DEIMOS, Appendix A)
+"""How close is DEIMOS's greedy batch to the best batch? (DEIMOS, Nagpal & Knowles, Appendix A)
 
 The expected improvement of labelling a set ``S`` of points whose joint predictive
 covariance is ``V`` (n, n) is the drop of the trace of ``V`` after conditioning on
@@ -45,7 +45,7 @@ PAPER_CONFIGS: tuple[tuple[int, int, int], ...] = tuple(
 )
 
 #: Published (mean ratio, min ratio), 200 trials each, read off the authors' repository
-#: results (SEEDS_TECHNICAL.md, section B; Agarwal et al., DEIMOS, Appendix A). The 20/10/3
+#: results (docs/REFERENCES.md; DEIMOS, Nagpal & Knowles, Appendix A). The 20/10/3
 #: mean is reported as "approximately 1" (all ratios in [0.99999, 1]); we store 1.0.
 PAPER_RESULTS: dict[tuple[int, int, int], tuple[float, float]] = {
     (200, 2, 2): (1.0, 1.0),

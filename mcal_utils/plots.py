@@ -10,6 +10,7 @@ Axes (single panel) or the Figure (grids); none calls ``plt.show``.
   styling is unavailable).
 * :func:`image_grid` -- a grid of greyscale images with optional labels.
 * :func:`histograms` -- one histogram panel per named sample (e.g. greedy/optimal ratios).
+* :func:`class_balance_heatmap` -- the class make-up of each method's picks, against a reference.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import pandas as pd
 
 from . import metrics
 
-__all__ = ["curves", "reliability_diagram", "styled_table", "image_grid", "histograms", "long_to_curves"]
+__all__ = ["curves", "reliability_diagram", "styled_table", "image_grid", "histograms", "long_to_curves",
+           "class_balance_heatmap"]
 
 
 def _new_axes(ax, figsize=(6.0, 4.0)):
@@ -260,3 +262,47 @@ def histograms(samples, *, bins: int | np.ndarray = 30, ncols: int = 3, xlabel: 
     if title:
         fig.suptitle(title)
     return fig
+
+
+def class_balance_heatmap(fractions, *, reference_C=None, class_names=None, ax=None, title: str | None = None,
+                          annotate: bool = True):
+    """Share of each class in each method's picks: one row per method, one column per class.
+
+    ``fractions``: ``{method: fractions_C}`` (each summing to 1). The colour is the share
+    minus ``reference_C`` (uniform unless given; e.g. the pool's class fractions) on a
+    diverging scale, so over-picked classes are red and under-picked ones blue; cells are
+    annotated with the share in %. Returns the Axes (its image is ``ax.images[0]``).
+    """
+    if not isinstance(fractions, Mapping) or len(fractions) == 0:
+        raise ValueError("fractions must be a non-empty dict {method: fractions_C}")
+    rows = {}
+    for name, f in fractions.items():
+        f_C = np.asarray(f, dtype=np.float64)
+        if f_C.ndim != 1 or f_C.size < 2 or not np.all(np.isfinite(f_C)) or f_C.min() < 0 \
+                or abs(f_C.sum() - 1) > 1e-6:
+            raise ValueError(f"fractions[{name!r}] must be >= 2 non-negative fractions summing to 1; got {f!r}")
+        rows[str(name)] = f_C
+    C = next(iter(rows.values())).size
+    if any(f.size != C for f in rows.values()):
+        raise ValueError(f"every method needs the same number of classes; got {[f.size for f in rows.values()]}")
+    r_C = np.full(C, 1.0 / C) if reference_C is None else np.asarray(reference_C, dtype=np.float64)
+    if r_C.shape != (C,):
+        raise ValueError(f"reference_C must have {C} entries; got shape {r_C.shape}")
+    names = [str(c) for c in (range(C) if class_names is None else class_names)]
+    if len(names) != C:
+        raise ValueError(f"class_names must have {C} entries; got {len(names)}")
+    f_M_C = np.stack(list(rows.values()))
+    diff = f_M_C - r_C
+    lim = max(float(np.abs(diff).max()), 1e-3)
+    ax = _new_axes(ax, figsize=(0.6 * C + 2.5, 0.45 * len(rows) + 1.4))
+    im = ax.imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(C), names)
+    ax.set_yticks(range(len(rows)), list(rows))
+    ax.set_xlabel("class")
+    if annotate:
+        for (m, c), v in np.ndenumerate(f_M_C):
+            ax.text(c, m, f"{100 * v:.0f}", ha="center", va="center", fontsize="x-small")
+    ax.figure.colorbar(im, ax=ax, label="share − reference", shrink=0.9)
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,24 +1,29 @@
-"""Run profiles: the one place that sizes every notebook.
+"""Run profiles: the one place that sizes and validates every notebook.
 
 Three profiles:
 
 * ``smoke``   -- the tests (nbval): seconds per notebook, exercises every code path.
-* ``default`` -- the offline report on a 2-core CPU: the whole report in <= 30 min.
-* ``paper``   -- the seeds' own settings (epochs, budgets, T, seeds); meant for a GPU.
+* ``default`` -- the offline report on a 2-core CPU.
+* ``paper``   -- the papers' own settings (epochs, budgets, T, seeds); meant for a GPU.
 
-A notebook's papermill ``parameters`` cell holds ``profile = None`` and optional
-overrides; it then calls :func:`resolve`. ``profile=None`` means the environment
+A notebook's papermill ``parameters`` cell holds ``profile = None`` and one top-level
+variable per knob (``None``: the profile's value); the next cell calls
+:func:`resolve_parameters` with ``globals()``. ``profile=None`` means the environment
 variable ``MCAL_PROFILE`` if set (the test suite sets ``smoke``), else ``default``.
 
 Each notebook owns one entry of :data:`NOTEBOOKS`; every profile of an entry must
-define the same keys. Values are checked against the type of the ``default``
-value and, where :data:`CHOICES` lists them, against the allowed values.
+define the same keys. A value is checked, in this order, against the type of the
+``default`` profile's value, against :data:`RULES` (range or choices of the knob;
+a knob name means the same thing in every notebook) and against the notebook's
+:data:`CROSS_CHECKS` (constraints between knobs). Every refusal names the notebook,
+the profile, the knob, the value and what is valid.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 PROFILE_NAMES: tuple[str, ...] = ("smoke", "default", "paper")
 ENV_VAR = "MCAL_PROFILE"
@@ -27,6 +32,26 @@ ENV_VAR = "MCAL_PROFILE"
 # One entry per notebook. Keep the keys identical across the three profiles.
 # ---------------------------------------------------------------------------
 NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
+    "07_own_model": {
+        # A CNN of your own (plain nn.Dropout / nn.Dropout2d) on MNIST, converted by models.patch_dropout,
+        # in modAL ActiveLearner loops with mcal's strategies as query strategies. pool_size / test_size:
+        # MNIST train / test images used (0 = all); the initial set (balanced over the 10 classes) is
+        # drawn from the pool; n_candidates: pool points scored per query (0 = the whole pool; DEIMOS:
+        # the pool members of X_samp); mc_samples: T (K for BatchBALD, J for DEIMOS); tau_inv: DEIMOS's
+        # tau^-1 (its MNIST 0-9 value). default: 6 strategies x 2 seeds x 8 steps; per-step cost model
+        # (CPU seconds, 1 thread, measured): fit 0.5 s at 20 labels to 1.9 s at 100, test accuracy 0.3 s,
+        # query on 500 candidates: BatchBALD 5.3 s, BALD / max-entropy 1.1 s, DEIMOS 0.8 s -> ~290 CPU-s,
+        # ~3 min on 2 idle cores.
+        # paper: no paper runs this notebook; it uses the sizes of Gal, Islam & Ghahramani 2017.
+        "smoke": dict(n_seeds=1, seed=0, pool_size=300, test_size=200, initial_size=10, acquisition_size=5,
+                      n_steps=1, epochs=2, batch_size=32, lr=0.002, mc_samples=4, n_candidates=60, tau_inv=3e-5),
+        "default": dict(n_seeds=2, seed=0, pool_size=5000, test_size=2000, initial_size=20, acquisition_size=10,
+                        n_steps=8, epochs=40, batch_size=32, lr=0.002, mc_samples=20, n_candidates=500,
+                        tau_inv=3e-5),
+        "paper": dict(n_seeds=3, seed=0, pool_size=0, test_size=0, initial_size=20, acquisition_size=10,
+                      n_steps=100, epochs=100, batch_size=32, lr=0.002, mc_samples=50, n_candidates=2000,
+                      tau_inv=3e-5),
+    },
     "00_data_prep": {
         # n_show: images per grid row; n_rotated: rotated-MNIST training images built (0 = all 60000);
         # verify_checksums: check SVHN files against the official md5 (once per file).
@@ -53,20 +78,35 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
                       p=0.2, acq_batch_size=5, n_masks=50, mc_samples=100, tau_factor=0.15),
     },
     "02_strategy_comparison": {
-        # Seed 1's experiment (Random, VarRatio, Margin, Margin-inverted, Entropy, EntropyD) + BALD.
-        # Sizes 0 = all (pool, test, candidates); val_size 0 = seed 1's fixed 20 % validation split.
-        # workers: -1 = one process per core, 0 = in this process, n = n processes.
-        # resume: reuse the profile's run directory (False: a fresh temporary one).
+        # The MC-dropout-entropy paper's experiment (Random, VarRatio, Margin, Margin-inverted, Entropy,
+        # EntropyD) + BALD + Power BALD. Sizes 0 = all (pool, test, candidates); val_size 0 = the paper's
+        # fixed 20 % validation split. init: "fixed" (one initial network per seed, the paper's code) or
+        # "per_step"; concrete_scale: "none" (the paper's regulariser) or "n_train" (Gal's 1/N).
+        # compare_init / compare_scale: strategies run again with the other init / the other scale.
+        # power_beta: Power BALD's beta (0 = leave it out). probe_passes: T of the BALD top-k noise
+        # probe (() = skip). workers: -1 = one process per core, 0 = in this process, n = n processes.
+        # resume: reuse the profile's run directory (False: a fresh temporary one). run_root: a run
+        # directory to use instead ("": the profile's cache, keyed by the configs and the package source).
+        # default: 8 methods x 3 seeds + 2 Random ablations x 3 seeds, 11 steps each, sized by a per-step
+        # cost model (1 thread, CPU time measured under contention: 45 ms per mini-batch-epoch, 0.67 ms per
+        # test image, 0.27 ms per candidate x MC pass): 1.38x the work of the earlier 21-run grid that took
+        # 6.4 min on 2 idle cores, so ~8.9 min (test_size 700, not 1000, keeps it under 9).
         "smoke": dict(dataset="auto", n_seeds=2, pool_size=300, val_size=30, test_size=100, initial="balanced",
                       initial_size=10, acquisition_size=10, n_steps=1, epochs=1, batch_size=32, lr=0.01,
-                      momentum=0.9, mc_samples=3, n_candidates=60, windows=(1, 2), workers=0, resume=False),
-        "default": dict(dataset="auto", n_seeds=3, pool_size=3000, val_size=100, test_size=1000,
+                      momentum=0.9, mc_samples=3, n_candidates=60, windows=(1,), init="fixed",
+                      concrete_scale="none", compare_init=("random",), compare_scale=("random",), power_beta=1.0,
+                      probe_passes=(2, 3), workers=0, resume=False, run_root=""),
+        "default": dict(dataset="auto", n_seeds=3, pool_size=3000, val_size=100, test_size=700,
                         initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=15,
-                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=300, windows=(10, 20),
-                        workers=-1, resume=True),
+                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=300, windows=(5, 10),
+                        init="fixed", concrete_scale="none", compare_init=("random",), compare_scale=("random",),
+                        power_beta=1.0, probe_passes=(10, 50), workers=-1, resume=True, run_root=""),
         "paper": dict(dataset="auto", n_seeds=3, pool_size=0, val_size=0, test_size=0, initial="first",
                       initial_size=1000, acquisition_size=1000, n_steps=36, epochs=200, batch_size=64, lr=0.001,
-                      momentum=0.9, mc_samples=50, n_candidates=0, windows=(10, 20), workers=-1, resume=True),
+                      momentum=0.9, mc_samples=50, n_candidates=0, windows=(10, 20), init="fixed",
+                      concrete_scale="none", compare_init=("random", "entropy", "entropy_mc"),
+                      compare_scale=("random",), power_beta=1.0, probe_passes=(50, 200), workers=-1, resume=True,
+                      run_root=""),
     },
     "04_greedy_optimality": {
         # n_trials: random covariances per configuration (paper: 200); n_trials_b10: the same
@@ -75,11 +115,317 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         "default": dict(n_trials=200, n_trials_b10=200, seed=0, hist_bins=30),
         "paper": dict(n_trials=200, n_trials_b10=200, seed=0, hist_bins=30),
     },
+    "06_deimos_regression": {
+        # Rotated-MNIST angle regression (the offline stand-in for UTKFace): pool_size includes the
+        # initial set (0 = all 60000 minus the validation points); n_acquired points acquired per run,
+        # in batches of each of acquisition_sizes; l2: DEIMOS's L2 on the dense layers before / N;
+        # mc_samples: J masks (DEIMOS) and T passes (max variance); eval_mc_samples: MC passes of
+        # the test prediction; tau_factor: tau^-1 = factor x mean MC variance of the step-0 model
+        # on the validation set (Appendix E). file_*: the UTKFace / 5' splicing sections, run only
+        # when their files are in the data directory; 0 = the paper's value (all data, its epochs,
+        # candidates, MC passes and number of acquisitions); file_image_size: UTKFace pixels.
+        # default: 3 methods x 3 seeds x 9 steps, sized by the per-step cost model (notebook 06).
+        "smoke": dict(n_seeds=2, pool_size=200, val_size=20, test_size=100, rotated_max_angle=45.0,
+                      initial_size=20, acquisition_sizes=(10,), n_acquired=20, n_candidates=50, epochs=2,
+                      batch_size=32, lr=0.001, p=0.5, l2=2.0, mc_samples=4, eval_mc_samples=4, tau_factor=0.1,
+                      file_sections=("utkface", "splicing"), file_n_steps=1, file_epochs=2, file_pool_size=400,
+                      file_test_size=100, file_n_candidates=50, file_eval_mc_samples=4, file_image_size=32,
+                      workers=0, resume=False),
+        "default": dict(n_seeds=3, pool_size=3000, val_size=50, test_size=1000, rotated_max_angle=45.0,
+                        initial_size=100, acquisition_sizes=(50,), n_acquired=400, n_candidates=1000, epochs=30,
+                        batch_size=32, lr=0.001, p=0.5, l2=2.0, mc_samples=50, eval_mc_samples=50,
+                        tau_factor=0.1, file_sections=("utkface", "splicing"), file_n_steps=4, file_epochs=30,
+                        file_pool_size=3000, file_test_size=1000, file_n_candidates=1000,
+                        file_eval_mc_samples=50, file_image_size=64, workers=-1, resume=True),
+        "paper": dict(n_seeds=3, pool_size=0, val_size=50, test_size=0, rotated_max_angle=45.0,
+                      initial_size=150, acquisition_sizes=(100, 200), n_acquired=2000, n_candidates=5000,
+                      epochs=250, batch_size=128, lr=0.001, p=0.5, l2=2.0, mc_samples=50, eval_mc_samples=300,
+                      tau_factor=0.1, file_sections=("utkface", "splicing"), file_n_steps=0, file_epochs=0,
+                      file_pool_size=0, file_test_size=0, file_n_candidates=0, file_eval_mc_samples=0,
+                      file_image_size=200, workers=-1, resume=True),
+    },
+    "05_deimos_mnist": {
+        # DEIMOS's classification experiments: "b1" = MNIST 7-vs-9 batch 1 (Table 2), "b25" = 7-vs-9
+        # batch 25 (Fig. 3 left), "b100" = MNIST 0-9 batch 100 (Fig. 3 centre); 5 methods x n_seeds each.
+        # pool_size: train/pool images per task (0 = all); n_acq_b1: acquisitions of b1; n_steps_*: steps
+        # of b25/b100; epochs (7-vs-9) / epochs_b100 (0-9): Adam epochs per step; mc_samples: J = T
+        # (DEIMOS masks, BALD/MaxEnt passes, BatchBALD K); eval_mc_samples: test passes; n_candidates_*:
+        # random pool candidates per step; tau_inv_10_alt: a second 0-9 DEIMOS with the authors'
+        # notebook value (0 = skip); whole_pool: DEIMOS over (almost) the whole pool beside it in b1.
+        # default: sized by the per-step cost model (idle 2-core rates: ~15 ms per mini-batch-epoch of the
+        # 7-vs-9 net): b1 15 runs x 41 steps x ~1.1 s, b25 15 x 5 x ~1.5 s, b100 15 x 4 x ~3 s + BatchBALD
+        # ~6 s per b100 selection -> ~1000 worker-s, ~9.5 min on 2 workers with the notebook's overheads.
+        "smoke": dict(n_seeds=2, experiments=("b1", "b25", "b100"), pool_size=400, test_size=60, n_acq_b1=2,
+                      n_steps_b25=1, n_steps_b100=1, epochs=2, epochs_b100=2, mc_samples=4, eval_mc_samples=4,
+                      n_candidates_79=40, n_candidates_10=120, batchbald_samples=100, tau_inv_79=8.37e-5,
+                      tau_inv_10=3e-5, tau_inv_10_alt=3e-4, pixel_scale="unit", batching="even",
+                      outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=True, workers=0, resume=False),
+        "default": dict(n_seeds=3, experiments=("b1", "b25", "b100"), pool_size=0, test_size=1000, n_acq_b1=40,
+                        n_steps_b25=4, n_steps_b100=3, epochs=50, epochs_b100=30, mc_samples=20,
+                        eval_mc_samples=10, n_candidates_79=500, n_candidates_10=500, batchbald_samples=1000,
+                        tau_inv_79=8.37e-5, tau_inv_10=3e-5, tau_inv_10_alt=0.0, pixel_scale="unit",
+                        batching="even", outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=False,
+                        workers=-1, resume=True),
+        "paper": dict(n_seeds=3, experiments=("b1", "b25", "b100"), pool_size=0, test_size=0, n_acq_b1=200,
+                      n_steps_b25=20, n_steps_b100=10, epochs=300, epochs_b100=300, mc_samples=50,
+                      eval_mc_samples=100, n_candidates_79=2500, n_candidates_10=2000, batchbald_samples=10000,
+                      tau_inv_79=8.37e-5, tau_inv_10=3e-5, tau_inv_10_alt=3e-4, pixel_scale="raw",
+                      batching="even", outlier_fraction=0.001, kcenter_time_limit=3.0, whole_pool=True,
+                      workers=-1, resume=True),
+    },
 }
 
-# Allowed values for keys that take one of a few strings.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": ("auto", "svhn", "mnist32"),
+@dataclass(frozen=True)
+class Rule:
+    """What one knob accepts beyond its type: bounds and/or a set of choices.
+
+    ``ge``/``gt``/``le``/``lt``: inclusive / exclusive bounds (``None``: unbounded); for a
+    tuple-valued knob they apply to every element. ``choices``: the allowed values.
+    ``subset_of``: a tuple knob whose elements are distinct values of this tuple (``()`` included).
+    ``note``: what special values mean (e.g. ``"0 = all"``), shown in error messages.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple | None = None
+    subset_of: tuple | None = None
+    note: str = ""
+
+    def describe(self, key: str = "value") -> str:
+        """E.g. ``"n_steps >= 0"``, ``"0.0 < p < 1.0"``, ``"one of ['a', 'b']"``."""
+        if self.choices is not None:
+            return f"one of {list(self.choices)}"
+        if self.subset_of is not None:
+            return f"a tuple of distinct values from {list(self.subset_of)}" + (f" ({self.note})" if self.note else "")
+        lo = f"{self.ge} <= " if self.ge is not None else f"{self.gt} < " if self.gt is not None else ""
+        hi = f" <= {self.le}" if self.le is not None else f" < {self.lt}" if self.lt is not None else ""
+        if lo and not hi:  # "n >= 1" reads better than "1 <= n"
+            lo, hi = "", (f" >= {self.ge}" if self.ge is not None else f" > {self.gt}")
+        text = f"{lo}{key}{hi}" if lo or hi else "any value"
+        return text + (f" ({self.note})" if self.note else "")
+
+    def accepts(self, value: Any) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        if self.subset_of is not None:
+            return (isinstance(value, (tuple, list)) and all(v in self.subset_of for v in value)
+                    and len(set(value)) == len(value))
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for v in items:
+            if isinstance(v, str) or v is None:
+                return False
+            if self.ge is not None and not v >= self.ge:
+                return False
+            if self.gt is not None and not v > self.gt:
+                return False
+            if self.le is not None and not v <= self.le:
+                return False
+            if self.lt is not None and not v < self.lt:
+                return False
+        return True
+
+
+#: notebook 02's strategies (its grid), in table order
+STRATEGIES_02: tuple[str, ...] = ("random", "var_ratio", "margin", "margin_inverted", "entropy", "entropy_mc",
+                                  "bald", "power_bald")
+
+_COUNT = Rule(ge=1)
+_SIZE_OR_ALL = Rule(ge=0, note="0 = all")
+_PROBABILITY = Rule(gt=0.0, lt=1.0)
+_POSITIVE = Rule(gt=0.0)
+
+#: knob name -> what it accepts (the same meaning in every notebook that has it).
+RULES: dict[str, Rule] = {
+    "dataset": Rule(choices=("auto", "svhn", "mnist32")),
+    "initial": Rule(choices=("balanced", "random", "first")),
+    "seed": Rule(ge=0),
+    "n_seeds": _COUNT,
+    "n_show": _COUNT,
+    "rotated_max_angle": Rule(ge=0.0, le=180.0, note="degrees"),
+    "n_rotated": _SIZE_OR_ALL,
+    "n_train": _SIZE_OR_ALL,
+    "n_val": _SIZE_OR_ALL,
+    "n_test": _SIZE_OR_ALL,
+    "pool_size": _SIZE_OR_ALL,
+    "val_size": _SIZE_OR_ALL,
+    "test_size": _SIZE_OR_ALL,
+    "n_candidates": _SIZE_OR_ALL,
+    "epochs": _COUNT,
+    "batch_size": _COUNT,
+    "train_batch_size": _COUNT,
+    "lr": _POSITIVE,
+    "momentum": Rule(ge=0.0, lt=1.0),
+    "l2": Rule(ge=0.0),
+    "p": _PROBABILITY,
+    "fixed_p": _PROBABILITY,
+    "mc_samples": _COUNT,
+    "n_masks": _COUNT,
+    "tau_factor": _POSITIVE,
+    "initial_size": _COUNT,
+    "acquisition_size": _COUNT,
+    "acq_batch_size": _COUNT,
+    "n_steps": Rule(ge=0),
+    "windows": Rule(ge=1, note="steps; each <= n_steps"),
+    "workers": Rule(ge=-1, note="-1 = one process per core, 0 = in this process"),
+    "n_trials": _COUNT,
+    "n_trials_b10": Rule(ge=0),
+    "hist_bins": _COUNT,
+    "acquisition_sizes": _COUNT,
+    "n_acquired": _COUNT,
+    "eval_mc_samples": Rule(ge=0, note="0 = one deterministic pass"),
+    "file_n_steps": Rule(ge=0, note="0 = the paper's"),
+    "file_epochs": Rule(ge=0, note="0 = the paper's"),
+    "file_pool_size": _SIZE_OR_ALL,
+    "file_test_size": _SIZE_OR_ALL,
+    "file_n_candidates": Rule(ge=0, note="0 = the paper's"),
+    "file_eval_mc_samples": Rule(ge=0, note="0 = the paper's"),
+    "file_image_size": Rule(ge=8, note="pixels"),
+    "file_sections": Rule(subset_of=("utkface", "splicing")),
+    "tau_inv": Rule(gt=0.0, note="DEIMOS's tau^-1"),
+    "init": Rule(choices=("fixed", "per_step")),
+    "concrete_scale": Rule(choices=("none", "n_train")),
+    "compare_init": Rule(subset_of=STRATEGIES_02),
+    "compare_scale": Rule(subset_of=STRATEGIES_02),
+    "power_beta": Rule(ge=0.0, note="0 = leave Power BALD out"),
+    "probe_passes": Rule(ge=2, note="MC passes; () = skip the probe"),
+    "experiments": Rule(subset_of=("b1", "b25", "b100"), note="notebook 05's experiments"),
+    "n_acq_b1": _COUNT,
+    "n_steps_b25": _COUNT,
+    "n_steps_b100": _COUNT,
+    "epochs_b100": _COUNT,
+    "n_candidates_79": _COUNT,
+    "n_candidates_10": _COUNT,
+    "batchbald_samples": _COUNT,
+    "tau_inv_79": _POSITIVE,
+    "tau_inv_10": _POSITIVE,
+    "tau_inv_10_alt": Rule(ge=0.0, note="0 = skip"),
+    "pixel_scale": Rule(choices=("unit", "raw")),
+    "batching": Rule(choices=("even", "keras")),
+    "outlier_fraction": Rule(ge=0.0, lt=1.0),
+    "kcenter_time_limit": _POSITIVE,
+}
+
+#: The old name of the choices table (kept for callers of earlier versions).
+CHOICES: dict[str, tuple] = {k: r.choices for k, r in RULES.items() if r.choices is not None}
+
+
+def _windows_within_steps(v: Mapping[str, Any]) -> str | None:
+    bad = [w for w in v["windows"] if w > v["n_steps"]]
+    return f"windows={tuple(v['windows'])} exceed n_steps={v['n_steps']}; every window must be <= n_steps" if bad else None
+
+
+def _candidates_cover_a_batch(v: Mapping[str, Any]) -> str | None:
+    if v["n_candidates"] and v["n_candidates"] < v["acquisition_size"]:
+        return (f"n_candidates={v['n_candidates']} is smaller than acquisition_size={v['acquisition_size']}; "
+                f"use n_candidates >= acquisition_size, or 0 for the whole pool")
+    return None
+
+
+def _budget_fits_pool(v: Mapping[str, Any]) -> str | None:
+    need = v["initial_size"] + v["n_steps"] * v["acquisition_size"]
+    if v["pool_size"] and need > v["pool_size"]:
+        return (f"initial_size + n_steps * acquisition_size = {need} labelled points exceed pool_size="
+                f"{v['pool_size']}; lower n_steps or acquisition_size, or raise pool_size (0 = all)")
+    return None
+
+
+def _comparisons_02(v: Mapping[str, Any]) -> str | None:
+    if v["n_seeds"] < 2:
+        return f"n_seeds={v['n_seeds']}: the paired tests compare methods seed by seed; use n_seeds >= 2"
+    for key in ("compare_init", "compare_scale"):
+        if "power_bald" in v[key] and not v["power_beta"] > 0:
+            return f"{key}={tuple(v[key])} names power_bald, which power_beta=0 leaves out; use power_beta > 0"
+    return None
+
+
+def _balanced_initial_set(n_classes: int) -> Callable[[Mapping[str, Any]], str | None]:
+    def check(v: Mapping[str, Any]) -> str | None:
+        if v["initial"] == "balanced" and v["initial_size"] % n_classes:
+            return (f"initial='balanced' needs initial_size divisible by the {n_classes} classes, "
+                    f"got initial_size={v['initial_size']}")
+        return None
+
+    return check
+
+
+def _regression_budget(v: Mapping[str, Any]) -> str | None:
+    """Notebook 06: every batch size divides n_acquired, the budget fits the pool and DEIMOS's last
+    step still has n_candidates pool points."""
+    bad = [b for b in v["acquisition_sizes"] if v["n_acquired"] % b]
+    if bad:
+        return f"n_acquired={v['n_acquired']} is not a multiple of acquisition_sizes {bad}; make it one"
+    left = v["pool_size"] - v["initial_size"] - v["n_acquired"] + min(v["acquisition_sizes"])
+    if v["pool_size"] and left < max(v["n_candidates"], 1):
+        return (f"pool_size={v['pool_size']} leaves {left} pool points at the last acquiring step, fewer than "
+                f"n_candidates={v['n_candidates']}; raise pool_size (0 = all) or lower initial_size, n_acquired "
+                "or n_candidates")
+    return None
+
+
+def _deimos_mnist_05(v: Mapping[str, Any]) -> str | None:
+    """Notebook 05: known, distinct experiments; at least 2 seeds (paired tests); the candidates and
+    the budget fit the pool (7-vs-9: 12214 train images, 0-9: 60000, or pool_size)."""
+    bad = [e for e in v["experiments"] if e not in ("b1", "b25", "b100")]
+    if bad or not v["experiments"] or len(set(v["experiments"])) != len(v["experiments"]):
+        return f"experiments={tuple(v['experiments'])}: give distinct names out of ('b1', 'b25', 'b100')"
+    if v["n_seeds"] < 2:
+        return f"n_seeds={v['n_seeds']}: the per-seed paired tests need n_seeds >= 2"
+    for exp, total, initial, acquired, cand in (
+            ("b1", 12214, 10, v["n_acq_b1"], v["n_candidates_79"]),
+            ("b25", 12214, 10, 25 * v["n_steps_b25"], v["n_candidates_79"]),
+            ("b100", 60000, 30, 100 * v["n_steps_b100"], v["n_candidates_10"])):
+        k = 100 if exp == "b100" else 25 if exp == "b25" else 1
+        if exp in v["experiments"] and cand < k:
+            return f"{exp}: n_candidates={cand} is smaller than its batch of {k}; use at least {k} candidates"
+        pool = min(v["pool_size"] or total, total)
+        if exp in v["experiments"] and pool - initial - acquired + (100 if exp == "b100" else 25 if exp == "b25"
+                                                                    else 1) < cand:
+            return (f"{exp}: pool of {pool} images minus {initial} initial and {acquired} acquired leaves fewer "
+                    f"than n_candidates={cand} candidates at the last step; raise pool_size (0 = all) or lower "
+                    "the candidates or the number of acquisitions")
+    return None
+
+
+def _own_model_07(v: Mapping[str, Any]) -> str | None:
+    """Notebook 07: a balanced initial set, at least one step, MC spread, and a pool that still holds
+    the candidates (and a batch) at the last query."""
+    if v["initial_size"] % 10:
+        return f"initial_size={v['initial_size']} must be a multiple of the 10 classes (balanced initial set)"
+    if v["n_steps"] < 1:
+        return f"n_steps={v['n_steps']} must be >= 1 (a curve needs two points)"
+    if v["mc_samples"] < 2:
+        return f"mc_samples={v['mc_samples']} must be >= 2: BALD, BatchBALD and DEIMOS score the spread between passes"
+    if v["n_candidates"] and v["n_candidates"] < v["acquisition_size"]:
+        return (f"n_candidates={v['n_candidates']} is smaller than acquisition_size={v['acquisition_size']}; "
+                "use n_candidates >= acquisition_size, or 0 for the whole pool")
+    left = v["pool_size"] - v["initial_size"] - (v["n_steps"] - 1) * v["acquisition_size"]
+    if v["pool_size"] and left < max(v["n_candidates"], v["acquisition_size"]):
+        return (f"pool_size={v['pool_size']} leaves {left} unlabelled points at the last query, fewer than "
+                f"n_candidates={v['n_candidates']} / acquisition_size={v['acquisition_size']}; raise pool_size "
+                "(0 = all 60000) or lower n_steps, acquisition_size or n_candidates")
+    return None
+
+
+def _toy_1d_03(v: Mapping[str, Any]) -> str | None:
+    """Notebook 03: the batch fits the 201-point pool; J masks and T passes give a spread (>= 2 each)."""
+    if v["acq_batch_size"] > 201:
+        return f"acq_batch_size={v['acq_batch_size']} exceeds the 201-point pool of the 1-D toy; use <= 201"
+    small = {k: v[k] for k in ("n_masks", "mc_samples") if v[k] < 2}
+    if small:
+        return f"{small}: a variance over dropout passes needs at least 2; use n_masks, mc_samples >= 2"
+    return None
+
+
+#: notebook -> constraints between its knobs: each returns an error message or None.
+CROSS_CHECKS: dict[str, list[Callable[[Mapping[str, Any]], str | None]]] = {
+    "02_strategy_comparison": [_windows_within_steps, _candidates_cover_a_batch, _budget_fits_pool,
+                               _balanced_initial_set(10), _comparisons_02],
+    "06_deimos_regression": [_regression_budget],
+    "07_own_model": [_own_model_07],
+    "05_deimos_mnist": [_deimos_mnist_05],
+    "03_deimos_1d_toy": [_toy_1d_03],
 }
 
 
@@ -108,7 +454,7 @@ class Settings(Mapping):
             ) from None
 
     def __setattr__(self, key, value):
-        raise AttributeError("Settings are read-only; pass overrides to profiles.resolve()")
+        raise AttributeError("Settings are read-only; change the notebook's parameters (or pass overrides to profiles.resolve())")
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -136,9 +482,10 @@ def profile_name(profile: str | None = None) -> str:
     return name
 
 
-def _check_value(notebook: str, key: str, value: Any, reference: Any) -> Any:
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ValueError(f"{notebook}: invalid {key}={value!r}; valid values: {list(CHOICES[key])}")
+def _check_value(notebook: str, key: str, value: Any, reference: Any, profile: str = "default") -> Any:
+    """``value`` converted to the type of ``reference`` (int -> float, list -> tuple) and checked
+    against ``RULES[key]``; a ``ValueError`` naming the notebook, profile, knob and valid values."""
+    where = f"{notebook} (profile {profile!r})"
     if isinstance(reference, bool):
         ok = isinstance(value, bool)
     elif isinstance(reference, int):
@@ -151,18 +498,33 @@ def _check_value(notebook: str, key: str, value: Any, reference: Any) -> Any:
         value = tuple(value) if ok else value
     else:
         ok = isinstance(value, type(reference))
+    rule = RULES.get(key)
+    if ok and rule is not None and not rule.accepts(value):
+        raise ValueError(f"{where}: invalid {key}={value!r}; valid: {rule.describe(key)}")
     if not ok:
+        valid = f"; valid: {rule.describe(key)}" if rule is not None else ""
         raise ValueError(
-            f"{notebook}: invalid {key}={value!r}; expected a value of type "
-            f"{type(reference).__name__} (e.g. the default profile's {reference!r})"
+            f"{where}: invalid {key}={value!r}; expected a value of type "
+            f"{type(reference).__name__} (e.g. the default profile's {reference!r}){valid}"
         )
     return value
+
+
+def _check_all(notebook: str, profile: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    reference = NOTEBOOKS[notebook]["default"]
+    checked = {k: _check_value(notebook, k, v, reference[k], profile) for k, v in values.items()}
+    for check in CROSS_CHECKS.get(notebook, ()):
+        message = check(checked)
+        if message:
+            raise ValueError(f"{notebook} (profile {profile!r}): {message}")
+    return checked
 
 
 def resolve(notebook: str, profile: str | None = None, **overrides: Any) -> Settings:
     """Settings of ``notebook`` under ``profile``, with ``overrides`` applied and validated.
 
-    Raises ``ValueError`` naming the valid notebooks, profiles, keys or values.
+    ``None`` overrides mean "the profile's value". Raises ``ValueError`` naming the valid
+    notebooks, profiles, keys, ranges or values.
     """
     if notebook not in NOTEBOOKS:
         raise ValueError(f"unknown notebook {notebook!r}; valid: {sorted(NOTEBOOKS)}")
@@ -173,9 +535,18 @@ def resolve(notebook: str, profile: str | None = None, **overrides: Any) -> Sett
     unknown = sorted(set(overrides) - set(reference))
     if unknown:
         raise ValueError(f"{notebook}: unknown parameter(s) {unknown}; valid: {sorted(reference)}")
-    values.update(overrides)
-    checked = {k: _check_value(notebook, k, v, reference[k]) for k, v in values.items()}
-    return Settings(notebook, name, checked)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(notebook, name, _check_all(notebook, name, values))
+
+
+def resolve_parameters(notebook: str, namespace: Mapping[str, Any]) -> Settings:
+    """:func:`resolve` from a notebook's parameters: ``profile`` and every knob of the notebook's
+    entry are read from ``namespace`` (the notebook's ``globals()``); absent or ``None`` knobs
+    take the profile's value. Call it right after the papermill ``parameters`` cell."""
+    if notebook not in NOTEBOOKS:
+        raise ValueError(f"unknown notebook {notebook!r}; valid: {sorted(NOTEBOOKS)}")
+    knobs = {k: namespace[k] for k in NOTEBOOKS[notebook]["default"] if namespace.get(k) is not None}
+    return resolve(notebook, namespace.get("profile"), **knobs)
 
 
 def validate_all() -> None:
@@ -187,5 +558,4 @@ def validate_all() -> None:
         for name in PROFILE_NAMES:
             if set(entry[name]) != keys:
                 raise ValueError(f"{nb}/{name}: keys differ from default: {sorted(set(entry[name]) ^ keys)}")
-            for k, v in entry[name].items():
-                _check_value(nb, k, v, entry["default"][k])
+            _check_all(nb, name, entry[name])

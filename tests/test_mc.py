@@ -320,3 +320,47 @@ def test_property_fixed_masks_invariant_to_subset_order_and_chunks(n, batch_size
     out = mc.predict(_MLP, _X_MLP[idx], 5, masks="fixed", random_state=9, batch_size=batch_size,
                      max_head_elements=max_head)
     assert torch.allclose(out, _REF_MLP[idx], atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------------------
+# populations
+# ---------------------------------------------------------------------------
+POPULATION_ATOL = 1e-6  # float32 rounding of batched (grouped) kernels vs one model's kernels
+
+
+@pytest.mark.parametrize("name", ["deimos_mnist79", "seed1_cnn", "mlp1d", "splicing_cnn"])
+@pytest.mark.parametrize("masks", ["fresh", "fixed"])
+@pytest.mark.parametrize("shared_inputs", [True, False])
+def test_predict_population_member_equals_predict(name, masks, shared_inputs):
+    kw = dict(image_size=8) if name == "seed1_cnn" else {}
+    models = [build_model(name, seed=m, **kw) for m in range(3)]
+    xs = _x(models[0], 21) if shared_inputs else [_x(models[0], 21, seed=m) for m in range(3)]
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
+    opts = dict(masks=masks, batch_size=8, device="cpu", max_head_elements=500)
+    pop = mc.predict_population(models, xs, 4, random_states=[7, 8, np.random.default_rng(9)], **opts)
+    refs = [mc.predict(models[m], xs if shared_inputs else xs[m], 4, random_state=rs, **opts)
+            for m, rs in enumerate([7, 8, np.random.default_rng(9)])]
+    assert pop.shape == (3, *refs[0].shape) and pop.dtype == torch.float32
+    for m in range(3):
+        torch.testing.assert_close(pop[m], refs[m], rtol=0, atol=POPULATION_ATOL)
+    assert not torch.equal(pop[0], pop[1])
+    for model, state in zip(models, before):  # models untouched, dropout layers still off
+        assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+        assert all(layer.mode == "off" for layer in model.dropout_layers())
+
+
+def test_predict_population_log_probs_and_empty_and_validation():
+    models = [build_model("deimos_mnist79", seed=m) for m in range(2)]
+    x = _x(models[0], 5)
+    lp = mc.predict_population(models, x, 3, masks="fixed", random_states=[0, 1], device="cpu", log_probs=True)
+    p = mc.predict_population(models, x, 3, masks="fixed", random_states=[0, 1], device="cpu")
+    torch.testing.assert_close(lp.exp(), p, rtol=1e-5, atol=1e-6)
+    assert mc.predict_population(models, x[:0], 3, random_states=[0, 1], device="cpu").shape == (2, 0, 3, 2)
+    with pytest.raises(ValueError, match="random_states"):
+        mc.predict_population(models, x, 3, random_states=[0], device="cpu")
+    with pytest.raises(ValueError, match="architecture"):
+        mc.predict_population([models[0], build_model("deimos_mnist10", seed=0)], x, 3, random_states=[0, 1])
+    with pytest.raises(ValueError, match="one shape"):
+        mc.predict_population(models, [x, x[:4]], 3, random_states=[0, 1], device="cpu")
+    with pytest.raises(ValueError, match="masks"):
+        mc.predict_population(models, x, 3, masks="shared", random_states=[0, 1])

@@ -92,6 +92,55 @@ def test_acquisitions_to_threshold():
         metrics.acquisitions_to_threshold(budgets, curves, float("nan"))
 
 
+def test_threshold_crossings_mean_and_per_seed_by_hand():
+    budgets = [0, 1, 2, 3, 4]
+    curves = np.array([[0.90, 0.96, 0.95, 0.97, 0.98],    # seed 0 reaches .96 at 1
+                       [0.90, 0.93, 0.97, 0.96, 0.99],    # seed 1 at 2
+                       [0.90, 0.91, 0.92, 0.94, 0.97]])   # seed 2 at 4; mean .90 .9333 .9467 .9567 .98
+    out = metrics.threshold_crossings(budgets, curves, [0.95, 0.96, 0.99, 0.995])
+    np.testing.assert_array_equal(out.mean_K, [3, 4, np.nan, np.nan])
+    np.testing.assert_array_equal(out.per_seed_S_K, [[1, 1, np.nan, np.nan], [2, 2, 4, np.nan], [4, 4, np.nan, np.nan]])
+    np.testing.assert_array_equal(out.spread_K()[:2], [3, 3])
+    assert out.higher_is_better and out.thresholds_K.tolist() == [0.95, 0.96, 0.99, 0.995]
+
+
+def test_threshold_crossings_lower_is_better():
+    mse = np.array([[0.2, 0.12, 0.10, 0.09], [0.2, 0.10, 0.11, 0.08]])  # mean .2 .11 .105 .085
+    out = metrics.threshold_crossings([75, 80, 90, 100], mse, [0.11, 0.09], higher_is_better=False)
+    np.testing.assert_array_equal(out.mean_K, [80, 100])
+    np.testing.assert_array_equal(out.per_seed_S_K, [[90, 100], [80, 100]])
+    with pytest.raises(ValueError, match="higher_is_better"):
+        metrics.threshold_crossings([0, 1], mse[:, :2], [0.1], higher_is_better="no")
+    with pytest.raises(ValueError, match="thresholds"):
+        metrics.threshold_crossings([0, 1], mse[:, :2], [])
+    with pytest.raises(ValueError, match="budgets"):
+        metrics.threshold_crossings([0, 1, 2], mse, [0.1])
+
+
+def _plain_first_crossing(budgets, values, t, higher):
+    for b, v in zip(budgets, values):
+        if (v >= t) if higher else (v <= t):
+            return float(b)
+    return np.nan
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 12), st.lists(st.floats(0, 1), min_size=1, max_size=4),
+       st.booleans(), st.integers(0, 2**31 - 1))
+def test_threshold_crossings_match_plain_loops(n_seeds, n_points, thresholds, higher, seed):
+    rng = np.random.default_rng(seed)
+    curves = np.round(rng.uniform(size=(n_seeds, n_points)), 2)
+    budgets = np.cumsum(rng.integers(1, 5, size=n_points))
+    out = metrics.threshold_crossings(budgets, curves, thresholds, higher_is_better=higher)
+    for k, t in enumerate(thresholds):
+        np.testing.assert_array_equal(out.mean_K[k], _plain_first_crossing(budgets, curves.mean(0), t, higher))
+        for s_ in range(n_seeds):
+            np.testing.assert_array_equal(out.per_seed_S_K[s_, k],
+                                          _plain_first_crossing(budgets, curves[s_], t, higher))
+        legacy = metrics.acquisitions_to_threshold(budgets, curves, t, higher_is_better=higher)
+        assert (legacy is None and np.isnan(out.mean_K[k])) or legacy == out.mean_K[k]
+
+
 def test_window_summary_uses_first_steps_plus_one_points():
     values = [0.1, 0.2, 0.5, 0.4, 0.99]
     w = metrics.window_summary(values, 2)
@@ -169,3 +218,33 @@ def test_reliability_curve_by_hand():
 def test_calibration_validation(probs, labels):
     with pytest.raises(ValueError):
         metrics.expected_calibration_error(probs, labels)
+
+
+def test_class_balance_by_hand():
+    cb = metrics.class_balance(np.array([0, 0, 0, 1]), 2)
+    np.testing.assert_array_equal(cb.counts_C, [3, 1])
+    np.testing.assert_allclose(cb.fractions_C, [0.75, 0.25])
+    assert cb.total_variation == pytest.approx(0.25)  # one pick of four must change class
+    h = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25)) / np.log(2)
+    assert cb.normalised_entropy == pytest.approx(h)
+    assert cb.min_fraction == 0.25
+    balanced = metrics.class_balance(np.arange(10).repeat(3), 10)
+    assert balanced.total_variation == pytest.approx(0.0) and balanced.normalised_entropy == pytest.approx(1.0)
+    one = metrics.class_balance(np.full(5, 3), 4)  # all picks in one class; absent classes count 0
+    np.testing.assert_array_equal(one.counts_C, [0, 0, 0, 5])
+    assert one.total_variation == pytest.approx(0.75) and one.normalised_entropy == 0.0 and one.min_fraction == 0.0
+    ref = metrics.class_balance(np.array([0, 0, 0, 1]), 2, reference_C=[0.75, 0.25])
+    assert ref.total_variation == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("labels, n, ref, match", [
+    (np.array([0, 2]), 2, None, "lie in"),
+    (np.array([0.5, 1.0]), 2, None, "integer"),
+    (np.zeros((2, 2), int), 2, None, "1-D"),
+    (np.array([0, 1]), 1, None, "n_classes"),
+    (np.array([0, 1]), 2, [0.6, 0.6], "reference_C"),
+])
+def test_class_balance_validation(labels, n, ref, match):
+    with pytest.raises(ValueError, match=match):
+        metrics.class_balance(labels, n, reference_C=ref)
+

@@ -399,3 +399,174 @@ def test_deepcopy_and_pickle_after_sampling():
     clone = copy.deepcopy(model)
     pickle.loads(pickle.dumps(model))
     assert all(m.mode == "fresh" for m in clone.dropout_layers())
+
+
+# ---------------------------------------------------------------------------
+# Bring your own model: patch_dropout
+# ---------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from mcal_utils import mc  # noqa: E402
+from mcal_utils.models import PatchedModel, patch_dropout  # noqa: E402
+
+
+def _own_cnn(p2d: float = 0.25, p: float = 0.5, n_classes: int = 10) -> nn.Sequential:
+    """A torchvision-free CNN as a user would write it, with plain torch dropout."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 3), nn.ReLU(), nn.BatchNorm2d(6), nn.MaxPool2d(2),
+            nn.Dropout2d(p2d), nn.Conv2d(6, 8, 3), nn.ReLU(), nn.Flatten(),
+            nn.Linear(8 * 2 * 2, 16), nn.ReLU(), nn.Dropout(p), nn.Linear(16, n_classes),
+        )
+
+
+class _Functional(nn.Module):
+    """Not a Sequential: forward order unknown from the children (registered out of order)."""
+
+    def __init__(self, n_out: int = 1) -> None:
+        super().__init__()
+        self.out = nn.Linear(8, n_out)
+        self.hidden = nn.Linear(3, 8)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        return self.out(self.drop(torch.relu(self.hidden(x))))
+
+
+def test_patch_dropout_replaces_layers_and_finds_the_trunk():
+    net = _own_cnn()
+    model = patch_dropout(net, input_shape=(1, 10, 10))
+    assert isinstance(model, PatchedModel) and isinstance(model, MCModel)
+    assert (model.kind, model.n_outputs, model.input_shape) == ("classification", 10, (1, 10, 10))
+    assert [type(m) for m in model.trunk] == [nn.Conv2d, nn.ReLU, nn.BatchNorm2d, nn.MaxPool2d]
+    layers = model.dropout_layers()
+    assert [(type(m), m.p, m.channelwise) for m in layers] == [(Dropout, 0.25, True), (Dropout, 0.5, False)]
+    assert not any(isinstance(m, nn.Dropout2d) for m in model.modules())
+    # the user's network is untouched (copy=True), and in place it is patched
+    assert isinstance(net[4], nn.Dropout2d)
+    patch_dropout(net, input_shape=(1, 10, 10), copy=False)
+    assert isinstance(net[4], Dropout)
+
+
+@settings(max_examples=25, deadline=None)
+@given(widths=st.lists(st.integers(1, 6), min_size=1, max_size=4), cut=st.integers(0, 3),
+       nested=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_patched_split_equals_the_original_forward(widths, cut, nested, seed):
+    """trunk + head in eval with dropout off = the user's network in eval, bit for bit."""
+    cut = min(cut, len(widths) - 1)
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        d_in = 3
+        for i, w in enumerate(widths):
+            if i == cut:
+                layers.append(nn.Dropout(0.3))
+            layers += [nn.Linear(d_in, w), nn.Tanh()]
+            d_in = w
+        layers.append(nn.Linear(d_in, 2))
+    net = nn.Sequential(nn.Sequential(*layers[:cut * 2 + 1]), *layers[cut * 2 + 1:]) if nested else nn.Sequential(*layers)
+    model = patch_dropout(net, input_shape=(3,))
+    assert len([m for m in model.trunk.modules() if isinstance(m, nn.Linear)]) == cut
+    x = torch.randn(7, 3, generator=g)
+    net.eval()
+    with torch.no_grad(), mc_mode(model, "off"):
+        assert torch.equal(model(x), net(x))
+        assert torch.equal(model.head(model.trunk(x)), net(x))
+
+
+@settings(max_examples=20, deadline=None)
+@given(p=st.floats(0.05, 0.9), channels=st.integers(1, 5), size=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
+def test_patched_dropout2d_masks_whole_channels(p, channels, size, seed):
+    """nn.Dropout2d -> one Bernoulli draw per (input, channel), scaled by 1 / (1 - p)."""
+    model = patch_dropout(nn.Sequential(nn.Dropout2d(p), nn.Flatten(), nn.Linear(channels * size * size, 2)),
+                          input_shape=(channels, size, size))
+    layer = model.dropout_layers()[0]
+    x = torch.rand(6, channels, size, size, dtype=torch.float64) + 0.5
+    with mc_mode(model, "fresh", random_state=seed):
+        factor = layer(x) / x
+    per_channel = factor.reshape(6, channels, -1)
+    torch.testing.assert_close(per_channel, per_channel[..., :1].expand_as(per_channel), rtol=1e-12, atol=0)
+    kept = per_channel[..., 0]
+    assert torch.all((kept == 0) | torch.isclose(kept, torch.full_like(kept, 1.0 / (1.0 - p))))
+
+
+def test_patched_fixed_masks_reproducible_and_chunk_free():
+    model = patch_dropout(_own_cnn(), input_shape=(1, 10, 10))
+    x = torch.rand(9, 1, 10, 10, generator=torch.Generator().manual_seed(3))
+    a = mc.predict(model, x, 6, masks="fixed", random_state=5)
+    b = mc.predict(model, x, 6, masks="fixed", random_state=5, batch_size=2)
+    c = mc.predict(model, x[[4]], 6, masks="fixed", random_state=5)
+    assert a.shape == (9, 6, 10)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a[[4]], c, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(a[:, 0], a[:, 1])  # masks differ between passes
+    assert not torch.equal(a, mc.predict(model, x, 6, masks="fixed", random_state=6))
+
+
+def test_patched_train_mode_samples_fresh_like_torch_dropout():
+    model = patch_dropout(nn.Sequential(nn.Linear(2, 4000), nn.Dropout(0.3), nn.Linear(4000, 2)), input_shape=(2,))
+    layer = model.dropout_layers()[0]
+    layer.train()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        out = layer(torch.ones(5, 4000))
+    assert abs(float((out == 0).double().mean()) - 0.3) < 0.01
+    assert torch.allclose(out[out != 0], torch.tensor(1 / 0.7))
+
+
+def test_patched_module_without_sequential_has_no_trunk_and_hooks_features():
+    model = patch_dropout(_Functional(), input_shape=(3,), kind="regression")
+    assert len(model.trunk) == 0 and model.kind == "regression"
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    with mc_mode(model, "off"), torch.no_grad():
+        out = model(x)
+        hidden = torch.relu(model.head[0].hidden(x))
+        assert out.shape == (4,)
+        assert torch.equal(model.features(x), hidden)
+    assert mc.predict(model, x, 5, masks="fixed", random_state=0).shape == (4, 5)
+    assert model.l2_parameters()[0] is model.head[0].out.weight
+    assert float(model.regularisation()) == 0.0
+
+
+def test_patched_model_trains_and_runs_deimos():
+    from mcal_utils.acquisition import deimos
+    from mcal_utils.training import TrainConfig, fit
+
+    model = patch_dropout(_own_cnn(n_classes=2), input_shape=(1, 10, 10))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(12, 1, 10, 10, generator=g), torch.arange(12) % 2
+    result = fit(model, x, y, config=TrainConfig(optimizer="adam", epochs=2, batch_size=4, checkpoint="last"),
+                 random_state=0)
+    preds_J_S_C = mc.predict(result.model, x, 5, masks="fixed", random_state=0).transpose(0, 1)
+    batch = deimos(preds_J_S_C, 3, 1e-3)
+    assert len(batch) == 3 and model.features(x).shape == (12, 16)
+
+
+@pytest.mark.parametrize("net, kwargs, message", [
+    (nn.Sequential(nn.Linear(3, 2)), {}, "no dropout layer"),
+    (nn.Sequential(nn.Linear(3, 4), nn.AlphaDropout(0.2), nn.Linear(4, 2)), {}, "AlphaDropout"),
+    (nn.Sequential(nn.Linear(3, 4), nn.Dropout(1.0), nn.Linear(4, 2)), {}, r"p=1.0"),
+    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2), nn.Softmax(dim=1)), {}, "logits"),
+    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 1)), {}, "kind='regression'"),
+    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(kind="regression"), r"\(B,\) or \(B, 1\)"),
+    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(input_shape=(0,)), "input_shape"),
+    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(kind="ordinal"), "kind must be one of"),
+    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(trunk="first"), "trunk must be"),
+    (nn.Dropout(0.2), {}, "not the layer itself"),
+    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(input_shape=(4,)), "input_shape=\\(4,\\)"),
+])
+def test_patch_dropout_refuses_with_a_clear_message(net, kwargs, message):
+    kwargs = dict(dict(input_shape=(3,)), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        patch_dropout(net, **kwargs)
+
+
+def test_patch_dropout_refuses_mcmodels_and_concrete_dropout():
+    with pytest.raises(ValueError, match="already an MCModel"):
+        patch_dropout(build_model("mlp1d", seed=0), input_shape=(1,))
+    net = nn.Sequential(nn.Linear(3, 4), ConcreteDropout(4), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="ConcreteDropout"):
+        patch_dropout(net, input_shape=(3,))

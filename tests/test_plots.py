@@ -107,3 +107,26 @@ def test_histograms():
     with pytest.raises(ValueError):
         plots.histograms({"x": [np.nan]})
     fig.savefig(__import__("io").BytesIO(), format="png")  # renders under Agg
+
+
+def test_class_balance_heatmap():
+    fr = {"Random": [0.5, 0.25, 0.25], "BALD": [0.0, 0.1, 0.9]}
+    ax = plots.class_balance_heatmap(fr, reference_C=[0.5, 0.25, 0.25], class_names=["a", "b", "c"], title="t")
+    img = ax.images[0].get_array()
+    np.testing.assert_allclose(img, [[0, 0, 0], [-0.5, -0.15, 0.65]])   # share minus reference
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Random", "BALD"]
+    assert [t.get_text() for t in ax.texts] == ["50", "25", "25", "0", "10", "90"]
+    assert ax.images[0].norm.vmin == -ax.images[0].norm.vmax == pytest.approx(-0.65)
+
+
+@pytest.mark.parametrize("fr, kw", [
+    ({}, {}),
+    ({"a": [0.5, 0.6]}, {}),
+    ({"a": [0.5, 0.5], "b": [0.2, 0.3, 0.5]}, {}),
+    ({"a": [0.5, 0.5]}, {"reference_C": [1.0]}),
+    ({"a": [0.5, 0.5]}, {"class_names": ["x"]}),
+])
+def test_class_balance_heatmap_bad_input(fr, kw):
+    with pytest.raises(ValueError):
+        plots.class_balance_heatmap(fr, **kw)
+

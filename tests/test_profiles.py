@@ -52,9 +52,67 @@ def test_override_values_are_type_checked():
 
 
 def test_choices_are_enforced():
-    assert profiles.CHOICES["dataset"]
-    with pytest.raises(ValueError, match=r"invalid dataset='cifar'; valid values"):
+    assert profiles.CHOICES["dataset"] == profiles.RULES["dataset"].choices
+    with pytest.raises(ValueError, match=r"invalid dataset='cifar'; valid: one of \['auto'"):
         profiles._check_value("nb", "dataset", "cifar", "auto")
+
+
+@pytest.mark.parametrize("knob, value, message", [
+    ("n_steps", -1, r"invalid n_steps=-1; valid: n_steps >= 0"),
+    ("n_seeds", 0, r"invalid n_seeds=0; valid: n_seeds >= 1"),
+    ("lr", 0.0, r"invalid lr=0.0; valid: lr > 0.0"),
+    ("momentum", 1.0, r"valid: 0.0 <= momentum < 1.0"),
+    ("n_candidates", -3, r"valid: n_candidates >= 0 \(0 = all\)"),
+    ("windows", (0, 2), r"invalid windows=\(0, 2\); valid: windows >= 1"),
+])
+def test_ranges_are_enforced_and_named(knob, value, message):
+    with pytest.raises(ValueError, match=r"02_strategy_comparison \(profile 'default'\): .*" + message):
+        profiles.resolve("02_strategy_comparison", "default", **{knob: value})
+
+
+def test_issue_example_negative_sizes_are_refused():
+    # notebook 01 with n_train=-5 once trained on 47 995 images
+    with pytest.raises(ValueError, match=r"invalid n_train=-5; valid: n_train >= 0 \(0 = all\)"):
+        profiles.resolve("01_concrete_dropout_model", "smoke", n_train=-5, n_val=0)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(n_steps=4), r"windows=\(5, 10\) exceed n_steps=4"),
+    (dict(n_candidates=10), r"n_candidates=10 is smaller than acquisition_size=20"),
+    (dict(pool_size=100), r"= 220 labelled points exceed pool_size=100"),
+    (dict(initial_size=25), r"initial_size divisible by the 10 classes"),
+])
+def test_cross_checks_name_both_knobs(changes, message):
+    with pytest.raises(ValueError, match=message):
+        profiles.resolve("02_strategy_comparison", "default", **changes)
+
+
+def test_rule_accepts_and_describes():
+    r = profiles.Rule(gt=0.0, lt=1.0)
+    assert r.accepts(0.5) and not r.accepts(0.0) and not r.accepts(1.0) and not r.accepts("0.5")
+    assert r.describe("p") == "0.0 < p < 1.0"
+    assert profiles.Rule(ge=1).accepts((1, 2)) and not profiles.Rule(ge=1).accepts((1, 0))
+    assert profiles.Rule().describe() == "any value"
+
+
+def test_resolve_parameters_reads_the_notebook_namespace(monkeypatch):
+    monkeypatch.delenv("MCAL_PROFILE", raising=False)
+    namespace = {"profile": "smoke", "n_show": 3, "seed": None, "unrelated": 1}
+    s = profiles.resolve_parameters("00_data_prep", namespace)
+    assert s.profile == "smoke" and s.n_show == 3
+    assert s.seed == profiles.NOTEBOOKS["00_data_prep"]["smoke"]["seed"]  # None -> the profile's value
+    assert profiles.resolve_parameters("00_data_prep", {}).profile == "default"
+    with pytest.raises(ValueError, match=r"00_data_prep \(profile 'smoke'\): invalid n_show=0"):
+        profiles.resolve_parameters("00_data_prep", {"profile": "smoke", "n_show": 0})
+    with pytest.raises(ValueError, match="unknown notebook"):
+        profiles.resolve_parameters("99_nope", {})
+
+
+def test_every_knob_has_a_rule_or_is_boolean():
+    """A knob without a range is a knob nobody thought about: booleans and free strings aside."""
+    missing = sorted({k for entry in profiles.NOTEBOOKS.values() for k, v in entry["default"].items()
+                      if k not in profiles.RULES and not isinstance(v, (bool, str))})
+    assert not missing, f"knobs without an entry in profiles.RULES: {missing}"
 
 
 def test_settings_are_read_only():

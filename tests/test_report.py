@@ -1,6 +1,7 @@
-"""The report pipeline on two tiny notebooks: one that runs, one that fails."""
+"""The report pipeline: two tiny notebooks (one runs, one fails), the page furniture, MathJax, locking."""
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -11,14 +12,19 @@ from mcal_utils import report
 
 
 def _notebook(path: Path, body: str) -> None:
-    params = new_code_cell("profile = None\noverrides = {}")
+    params = new_code_cell("profile = None  # smoke | default | paper")
     params.metadata["tags"] = ["parameters"]
     fig = new_code_cell(
         "import matplotlib.pyplot as plt\n"
         "from IPython.display import display\nfig, ax = plt.subplots(); ax.plot([0, 1]); display(fig); plt.close(fig)")
     fig.metadata["tags"] = ["key-figure"]
-    nb = new_notebook(cells=[new_markdown_cell("# Title\nInline maths $a^2 + b^2$."), params, fig,
-                             new_code_cell(body)])
+    prose = new_code_cell("from IPython.display import Markdown\n"
+                          "display(Markdown('Set $MCAL_DATA_DIR or \\\\$HOME; ' + f'profile {profile}'))")
+    prose.metadata["tags"] = ["hide-input"]
+    finding = new_code_cell("display(Markdown(f'The answer is **{6 * 7}** with $x_1$.'))")
+    finding.metadata["tags"] = ["finding", "hide-input"]
+    nb = new_notebook(cells=[new_markdown_cell(f"# Title of {path.stem}\nInline maths $a^2 + b^2$.\n\n## Part"),
+                             params, fig, prose, new_code_cell(body), finding])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
@@ -30,8 +36,11 @@ def test_build_report_marks_failures_and_renders_everything(tmp_path):
     _notebook(nbs / "00_good.ipynb", "assert profile == 'smoke'\nprint('fine')")
     _notebook(nbs / "01_bad.ipynb", "raise RuntimeError('boom in the notebook')")
     out = tmp_path / "reports"
+    bench = tmp_path / "bench.md"
+    bench.write_text("# Benchmarks\n\n| case | ours_s |\n|---|---|\n| a \\| b | 0.5 |\n")
 
-    code = report.main(["--profile", "smoke", "--notebooks", str(nbs), "--out", str(out)])
+    code = report.main(["--profile", "smoke", "--notebooks", str(nbs), "--out", str(out),
+                        "--benchmarks", str(bench)])
 
     assert code == 1  # a failed notebook makes the command fail
     summary = json.loads((out / "run.json").read_text())
@@ -39,6 +48,10 @@ def test_build_report_marks_failures_and_renders_everything(tmp_path):
     assert status == {"00_good": "ok", "01_bad": "failed"}
     assert summary["profile"] == "smoke"
     assert all(n["commit"] == summary["commit"] for n in summary["notebooks"])
+    rows = {n["name"]: n for n in summary["notebooks"]}
+    assert rows["00_good"]["finding"] == "The answer is **42** with $x_1$."  # the notebook's own output
+    assert rows["01_bad"]["finding"] == ""  # it failed before its finding cell
+    assert rows["00_good"]["title"] == "Title of 00_good"
 
     # --only re-runs one notebook and keeps the other's row (and the commit it ran at)
     summary["notebooks"][1]["commit"] = "older"
@@ -50,16 +63,111 @@ def test_build_report_marks_failures_and_renders_everything(tmp_path):
     for name in ("00_good", "01_bad"):
         page = (out / f"{name}.html").read_text()
         assert "mathjax/MathJax.js" in page  # maths renders offline
-        assert not re.search(r'<script[^>]+src="https?://', page), "the page loads a script from the network"
+        assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', page), "the page loads from the network"
+        assert '<a class="mcal-home" href="index.html">' in page  # the way back
+        assert f'download="" href="{name}.ipynb">download .ipynb</a>' in page
+        assert 'id="mcal-toc-list"' in page
         assert (out / f"{name}.ipynb").is_file()
         assert (out / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    good = (out / "00_good.html").read_text()
+    assert 'href="01_bad.html" rel="next"' in good and 'rel="prev"' not in good
+    assert 'href="00_good.html" rel="prev"' in (out / "01_bad.html").read_text()
+    assert len(re.findall(r'<details class="mcal-code">\s*<summary>show code</summary>', good)) == 2  # hide-input cells
+    assert 'id="key-figure"' in good and 'id="finding"' in good
+    # a literal dollar (environment variable, or escaped) is kept out of MathJax's reach
+    assert f'{report.LITERAL_DOLLAR_HTML.replace("&#36;", "$")}MCAL_DATA_DIR' in good
+    assert f'{report.LITERAL_DOLLAR_HTML.replace("&#36;", "$")}HOME' in good
     assert "boom in the notebook" in (out / "01_bad.html").read_text()
+
     index = (out / "index.html").read_text()
-    assert 'class="failed"' in index and 'class="ok"' in index and "figures/00_good.png" in index
+    assert 'class="failed"' in index and 'class="ok"' in index
+    assert 'href="00_good.html#key-figure"' in index and 'src="figures/00_good.png"' in index
+    assert "The answer is <strong>42</strong> with $x_1$." in index  # the finding, rendered, maths intact
+    for paper in report.PAPERS.values():
+        assert paper["title"] in index and paper["link"] in index
+    assert all(f"<dt>{term}</dt>" in index for term, _ in report.GLOSSARY)
+    assert 'download>download .ipynb</a>' in index
+    assert 'href="benchmarks.html"' in index
+    bench_page = (out / "benchmarks.html").read_text()
+    assert "<table>" in bench_page and "a | b" in bench_page and 'href="index.html"' in bench_page
     assert (out / "mathjax" / "MathJax.js").is_file()
     # the executed notebook received the injected profile
     executed = nbformat.read(out / "00_good.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+def test_literal_dollars_are_protected_outside_code_and_maths():
+    ign = report.LITERAL_DOLLAR_HTML
+    text = r"Use $MCAL_DATA_DIR, \$5, `$MCAL_OFFLINE` and maths $X_S$, $\tau^{-1}$, $$a$$."
+    assert report.escape_env_dollars(text) == (
+        f"Use {ign}MCAL_DATA_DIR, {ign}5, `$MCAL_OFFLINE` and maths $X_S$, $\\tau^{{-1}}$, $$a$$.")
+    html = report.markdown_html(r"cost \$3 and $x_1 + y_1$", inline=True)
+    assert html == f'cost {ign.replace("&#36;", "$")}3 and $x_1 + y_1$'
+
+
+def test_finding_and_title_extraction():
+    cell = new_code_cell("x", outputs=[nbformat.v4.new_output("display_data", {"text/markdown": "One **line**."})])
+    cell.metadata["tags"] = ["finding"]
+    nb = new_notebook(cells=[new_markdown_cell("Intro paragraph\nover two lines.\n\n# The title"), cell])
+    assert report.finding_markdown(nb) == "One **line**."
+    assert report.notebook_title(nb, "fallback") == "The title"
+    assert report.notebook_intro(nb) == "Intro paragraph over two lines."
+    assert report.finding_markdown(new_notebook(cells=[new_code_cell("x")])) == ""
+
+
+def test_mathjax_copy_is_trimmed_complete_and_redone_when_incomplete(tmp_path):
+    url = report.install_mathjax(tmp_path)
+    mj = tmp_path / "mathjax"
+    assert url.startswith("mathjax/MathJax.js?config=")
+    assert (mj / report.MATHJAX_MARKER).is_file()
+    assert (mj / "jax/output/HTML-CSS/fonts/STIX-Web/fontdata.js").is_file()
+    assert any((mj / "fonts/HTML-CSS/STIX-Web/woff").rglob("*.woff"))
+    assert not (mj / "jax/output/SVG").exists() and not (mj / "localization").exists()
+    assert [p.name for p in (mj / "extensions/a11y").iterdir()] == ["accessibility-menu.js"]
+    size = sum(p.stat().st_size for p in mj.rglob("*") if p.is_file())
+    assert size < 4 * 2**20, f"the MathJax copy is {size / 2**20:.1f} MiB"
+    # an interrupted copy (no marker) is replaced; leftovers of temporary names do not stay behind
+    (mj / report.MATHJAX_MARKER).unlink()
+    (mj / "MathJax.js").write_text("truncated")
+    report.install_mathjax(tmp_path)
+    assert (mj / "MathJax.js").stat().st_size > 10_000 and (mj / report.MATHJAX_MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mathjax"]
+    head = report.mathjax_head(url)
+    assert '"webFont": "STIX-Web"' in head and '"imageFont": null' in head and '"processEscapes": true' in head
+
+
+def test_a_second_build_into_the_same_folder_is_refused(tmp_path):
+    with report.build_lock(tmp_path):
+        with pytest.raises(RuntimeError, match="another report build is writing to"):
+            with report.build_lock(tmp_path):
+                pass
+    with report.build_lock(tmp_path):  # released again
+        pass
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=repo,
+                   check=True, capture_output=True)
+
+
+def test_a_dirty_tree_is_stamped_dirty_or_refused(tmp_path, capsys):
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    _notebook(repo / "notebooks" / "00_x.ipynb", "pass")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "c")
+    out = repo / "reports"
+    clean = report.git_commit(repo, exclude=out)
+    assert re.fullmatch(r"[0-9a-f]{4,}", clean)
+    out.mkdir()
+    (out / "index.html").write_text("the build's own output does not make the tree dirty")
+    assert report.git_commit(repo, exclude=out) == clean
+    (repo / "notebooks" / "01_new.ipynb").write_text("{}")  # an untracked notebook counts
+    assert report.git_commit(repo, exclude=out) == clean + "-dirty"
+    code = report.main(["--profile", "smoke", "--notebooks", str(repo / "notebooks"), "--out", str(out),
+                        "--require-clean"])
+    assert code == 2 and "uncommitted changes" in capsys.readouterr().err
 
 
 def test_strip_outputs(tmp_path):

@@ -1,4 +1,5 @@
-"""Tests of mcal_utils.training against small hand-built modules (no dependence on models.py)."""
+"""Tests of mcal_utils.training: ``fit`` against small hand-built modules; the population fit
+against the sequential ``fit`` on the project's networks (models.py)."""
 from __future__ import annotations
 
 import io
@@ -8,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 from torch import nn
 import torch.nn.functional as F
 
@@ -117,8 +119,8 @@ def test_seeded_conv_fits_are_bit_identical(channels_last):
         assert torch.equal(v, b.model.state_dict()[k]), k
     assert a.history == [dict(h, seconds=a.history[i]["seconds"]) for i, h in enumerate(b.history)]
     # 50 = 3 * 16 + 2: the last batch of 2 is kept (trailing batches of one would be merged)
-    assert training._batch_bounds(50, 16) == [(0, 16), (16, 32), (32, 48), (48, 50)]
-    assert training._batch_bounds(49, 16) == [(0, 16), (16, 32), (32, 49)]
+    assert training._batch_bounds(50, 16, "keras") == [(0, 16), (16, 32), (32, 48), (48, 50)]
+    assert training._batch_bounds(49, 16, "keras") == [(0, 16), (16, 32), (32, 49)]
 
 
 def test_fit_leaves_global_rng_untouched():
@@ -261,6 +263,8 @@ def test_evaluate_classification_hand_computed():
         (dict(checkpoint="best"), "checkpoint"),
         (dict(l2_dense=-0.1), "l2_dense"),
         (dict(momentum=1.5), "momentum"),
+        (dict(batching="uneven"), "valid: \\['even', 'keras'\\]"),
+        (dict(concrete_scale="n"), "valid: \\['none', 'n_train'\\]"),
     ],
 )
 def test_bad_config_raises(changes, match):
@@ -366,3 +370,248 @@ def test_validation_ignores_a_persistent_mc_mode():
     e1 = evaluate(res.model, x, y, device="cpu")
     e2 = evaluate(res.model, x, y, device="cpu")
     assert e1 == e2 and e1["mse"] == pytest.approx(-res.best_val_metric, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# batching
+# ---------------------------------------------------------------------------
+def test_even_batching_hand_checked():
+    assert training._batch_bounds(130, 128, "even") == [(0, 65), (65, 130)]
+    assert training._batch_bounds(130, 128, "keras") == [(0, 128), (128, 130)]
+    assert training._batch_bounds(10, 128, "even") == [(0, 10)]
+    assert training._batch_bounds(7, 3, "even") == [(0, 3), (3, 5), (5, 7)]
+    assert training._batch_bounds(256, 128, "even") == [(0, 128), (128, 256)]
+    assert TrainConfig().batching == "even" and TrainConfig().concrete_scale == "none"
+
+
+@given(n=st.integers(1, 2000), batch_size=st.integers(1, 300), batching=st.sampled_from(["even", "keras"]))
+@settings(max_examples=200, deadline=None)
+def test_property_batches_cover_range_n(n, batch_size, batching):
+    bounds = training._batch_bounds(n, batch_size, batching)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))   # consecutive, no overlap, no gap
+    sizes = [e - s for s, e in bounds]
+    assert min(sizes) >= 1
+    assert bounds == training._batch_bounds(n, batch_size, batching)  # deterministic
+    if batching == "even":
+        assert len(bounds) == math.ceil(n / batch_size)
+        assert max(sizes) - min(sizes) <= 1 and max(sizes) <= batch_size
+    else:
+        assert all(size == batch_size for size in sizes[:-2])
+        assert sizes[-1] >= 2 or n == 1
+
+
+def test_batching_option_changes_the_fit():
+    x, y = _blobs(n=40)
+    cfg = TrainConfig(optimizer="adam", lr=1e-2, epochs=2, batch_size=32, checkpoint="last", **CPU)
+    even = fit(TinyClassifier(seed=1), x, y, config=cfg, random_state=0).model.state_dict()
+    keras = fit(TinyClassifier(seed=1), x, y, config=cfg.with_(batching="keras"), random_state=0).model.state_dict()
+    assert not torch.equal(even["fc1.weight"], keras["fc1.weight"])
+
+
+# ---------------------------------------------------------------------------
+# concrete_scale
+# ---------------------------------------------------------------------------
+def test_concrete_scale_n_train_divides_the_regulariser_by_n():
+    from mcal_utils.models import ConcreteDropout, build_model
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(24, 1, 8, 8, generator=g), torch.randint(0, 10, (24,), generator=g)
+    cfg = SEED1_SGD.with_(epochs=1, batch_size=24, checkpoint="last", **CPU)
+    reg0 = float(build_model("seed1_cnn", seed=3, image_size=8).regularisation().detach())
+    losses = {}
+    for scale in ("none", "n_train"):
+        model = build_model("seed1_cnn", seed=3, image_size=8)
+        losses[scale] = fit(model, x, y, config=cfg.with_(concrete_scale=scale), random_state=1).history[0]["train_loss"]
+        assert all(m.scale_by_n is None for m in model.modules() if isinstance(m, ConcreteDropout))  # restored
+    # one batch: same data loss (same init, same masks); only the regulariser differs: reg - reg / N
+    assert losses["none"] - losses["n_train"] == pytest.approx(reg0 * (1 - 1 / 24), rel=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# population fit == sequential fit, member by member
+# ---------------------------------------------------------------------------
+def _images(n, size, n_classes, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, size, size, generator=g), torch.randint(0, n_classes, (n,), generator=g)
+
+
+# vectorize=True: float32 rounding of batched (grouped) kernels vs one model's kernels, after a few
+# steps; vectorize=False (the CPU path): the same kernels on the same layouts, bit-identical
+WEIGHT_ATOL = 1e-5
+
+
+def _assert_member_equals_sequential(member, seq, exact=False):
+    if exact:
+        assert [dict(h, seconds=0) for h in member.history] == [dict(h, seconds=0) for h in seq.history]
+        assert (member.best_epoch, member.best_val_metric) == (seq.best_epoch, seq.best_val_metric)
+        sa, sb = member.model.state_dict(), seq.model.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        return
+    assert member.best_epoch == seq.best_epoch
+    if seq.best_val_metric is None:
+        assert member.best_val_metric is None
+    else:
+        assert member.best_val_metric == pytest.approx(seq.best_val_metric, abs=1e-6)
+    assert len(member.history) == len(seq.history)
+    for a, b in zip(member.history, seq.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert (a["val_metric"] is None) == (b["val_metric"] is None)
+        if b["val_metric"] is not None:
+            assert a["val_metric"] == pytest.approx(b["val_metric"], abs=1e-6)
+        assert a["dropout_rates"] == pytest.approx(b["dropout_rates"], abs=1e-6)
+    sa, sb = member.model.state_dict(), seq.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=WEIGHT_ATOL, msg=k)
+
+
+@pytest.mark.parametrize("name, cfg, size, n_classes, kwargs", [
+    # DEIMOS 7-vs-9 net: Bernoulli dropout, Adam, L2 on the dense weights, final weights
+    ("deimos_mnist79", DEIMOS_ADAM.with_(epochs=3, batch_size=16, l2_dense=5e-4), 28, 2, {}),
+    # the MC-dropout-entropy paper's CNN: BatchNorm + Concrete Dropout (scaled by N), SGD, best-val checkpoint
+    ("seed1_cnn", SEED1_SGD.with_(epochs=3, batch_size=8, concrete_scale="n_train"), 8, 10, dict(image_size=8)),
+])
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_population_member_equals_sequential_fit(name, cfg, size, n_classes, kwargs, vectorize):
+    from mcal_utils.models import build_model
+
+    cfg = cfg.with_(**CPU)  # channels_last: None (on for the sequential CPU fit and the loop path)
+    M = 3
+    data = [_images(20, size, n_classes, seed=m) for m in range(M)]
+    x_val, y_val = _images(12, size, n_classes, seed=99)
+    pop = training.fit_population([build_model(name, seed=10 + m, **kwargs) for m in range(M)],
+                                  [d[0] for d in data], [d[1] for d in data], xs_val=[x_val] * M,
+                                  ys_val=[y_val] * M, config=cfg, random_states=[100 + m for m in range(M)],
+                                  vectorize=vectorize)
+    assert len(pop.members) == M
+    for m in range(M):
+        seq = fit(build_model(name, seed=10 + m, **kwargs), *data[m], x_val=x_val, y_val=y_val, config=cfg,
+                  random_state=100 + m)
+        _assert_member_equals_sequential(pop.members[m], seq, exact=not vectorize)
+    # members differ from each other (own data, init, masks)
+    first = next(iter(pop.members[0].model.state_dict()))
+    assert not torch.equal(pop.members[0].model.state_dict()[first], pop.members[1].model.state_dict()[first])
+
+
+def test_population_regression_with_own_validation_sets_and_determinism():
+    from mcal_utils.models import build_model
+
+    cfg = DEIMOS_ADAM.with_(epochs=3, batch_size=8, checkpoint="best_val", **CPU)
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.rand(18, 1, generator=g) * 4 - 2 for _ in range(2)]
+    ys = [torch.sin(x[:, 0]) for x in xs]
+    xv = [torch.rand(9, 1, generator=g) for _ in range(2)]
+    yv = [x[:, 0] ** 2 for x in xv]
+
+    def population():
+        return training.fit_population([build_model("mlp1d", seed=m, hidden=16) for m in range(2)], xs, ys,
+                                       xs_val=xv, ys_val=yv, config=cfg, random_states=[5, 6], vectorize=True)
+
+    a, b = population(), population()
+    for m in range(2):
+        seq = fit(build_model("mlp1d", seed=m, hidden=16), xs[m], ys[m], x_val=xv[m], y_val=yv[m], config=cfg,
+                  random_state=5 + m)
+        _assert_member_equals_sequential(a.members[m], seq)
+        for k, v in a.members[m].model.state_dict().items():
+            assert torch.equal(v, b.members[m].model.state_dict()[k]), k   # bit-identical on CPU
+
+
+def test_population_nan_guard_is_per_member_and_global_rng_untouched():
+    from mcal_utils.models import build_model
+
+    cfg = DEIMOS_ADAM.with_(epochs=2, batch_size=8, channels_last=False, **CPU)
+    x0, y0 = _images(16, 28, 2, seed=0)
+    x1 = x0.clone()
+    x1[3] = float("inf")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    pop = training.fit_population([build_model("deimos_mnist79", seed=m) for m in range(2)], [x0, x1], [y0, y0],
+                                  config=cfg, random_states=[1, 2], vectorize=True)
+    assert torch.equal(torch.rand(3), expected)
+    assert isinstance(pop.members[1], FloatingPointError) and "epoch 1" in str(pop.members[1])
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        fit(build_model("deimos_mnist79", seed=1), x1, y0, config=cfg, random_state=2)
+    seq = fit(build_model("deimos_mnist79", seed=0), x0, y0, config=cfg, random_state=1)
+    _assert_member_equals_sequential(pop.members[0], seq)
+
+
+def test_population_refuses_members_that_cannot_align():
+    from mcal_utils.models import build_model
+
+    cfg = DEIMOS_ADAM.with_(epochs=1, batch_size=8, **CPU)
+    x, y = _images(16, 28, 2, seed=0)
+    with pytest.raises(ValueError, match="architecture"):
+        training.fit_population([build_model("deimos_mnist79", seed=0), build_model("deimos_mnist10", seed=0)],
+                                [x, x], [y, y], config=cfg, random_states=[0, 1])
+    with pytest.raises(ValueError, match="equally many points"):
+        training.fit_population([build_model("deimos_mnist79", seed=m) for m in range(2)], [x, x[:12]],
+                                [y, y[:12]], config=cfg, random_states=[0, 1])
+    with pytest.raises(ValueError, match="random_states"):
+        training.fit_population([build_model("deimos_mnist79", seed=m) for m in range(2)], [x, x], [y, y],
+                                config=cfg, random_states=[0])
+    with pytest.raises(ValueError, match="torch.nn dropout"):
+        training.fit_population([TinyClassifier(), TinyClassifier()], [x.flatten(1)[:, :4]] * 2, [y] * 2,
+                                config=cfg, random_states=[0, 1])
+    with pytest.raises(ValueError, match="needs xs_val"):
+        training.fit_population([build_model("deimos_mnist79", seed=0)], [x], [y],
+                                config=cfg.with_(checkpoint="best_val"), random_states=[0])
+
+
+@pytest.mark.parametrize("mc_samples", [0, 5])
+def test_evaluate_population_equals_evaluate(mc_samples):
+    from mcal_utils.models import build_model
+
+    models = [build_model("deimos_mnist79", seed=m) for m in range(3)]
+    x, y = _images(30, 28, 2, seed=4)
+    got = training.evaluate_population(models, x, y, mc_samples=mc_samples, random_states=[1, 2, 3], device="cpu")
+    want = [evaluate(m, x, y, mc_samples=mc_samples, random_state=rs, device="cpu") for m, rs in zip(models, [1, 2, 3])]
+    assert got == want
+    with pytest.raises(ValueError, match="one entry per member"):
+        training.evaluate_population(models, x, y, random_states=[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_population_on_cuda_matches_sequential_cuda_fits():
+    """The GPU path (vmap; masks from per-member CUDA generators seeded as fit seeds the CUDA RNG)."""
+    from mcal_utils import mc
+    from mcal_utils.models import build_model
+
+    cfg = SEED1_SGD.with_(epochs=2, batch_size=8, device="cuda", progress=False)
+    data = [_images(20, 8, 10, seed=m) for m in range(3)]
+    x_val, y_val = _images(12, 8, 10, seed=99)
+    pop = training.fit_population([build_model("seed1_cnn", seed=m, image_size=8) for m in range(3)],
+                                  [d[0] for d in data], [d[1] for d in data], xs_val=[x_val] * 3, ys_val=[y_val] * 3,
+                                  config=cfg, random_states=[0, 1, 2])
+    for m in range(3):
+        seq = fit(build_model("seed1_cnn", seed=m, image_size=8), *data[m], x_val=x_val, y_val=y_val, config=cfg,
+                  random_state=m)
+        a, b = pop.members[m].model.state_dict(), seq.model.state_dict()
+        for k in a:  # TF32 / cuDNN algorithms differ between grouped and plain convolutions
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-3, msg=k)
+    models = [r.model for r in pop.members]
+    probs = mc.predict_population(models, x_val, 4, masks="fixed", random_states=[0, 1, 2], device="cuda")
+    for m in range(3):
+        torch.testing.assert_close(probs[m], mc.predict(models[m], x_val, 4, masks="fixed", random_state=m,
+                                                        device="cuda"), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("with_val", [False, True])
+def test_population_batch_orders_drawn_in_blocks_and_deferred_epochs(monkeypatch, with_val):
+    """Batch orders pre-drawn PERM_EPOCHS epochs at a time, and epochs finished at the end when no
+    validation data needs them: still bit-identical to the sequential fits on the CPU path."""
+    from mcal_utils.models import build_model
+
+    monkeypatch.setattr(training, "PERM_EPOCHS", 2)
+    cfg = DEIMOS_ADAM.with_(epochs=5, batch_size=8, checkpoint="best_val" if with_val else "last", **CPU)
+    g = torch.Generator().manual_seed(3)
+    xs = [torch.rand(20, 1, generator=g) for _ in range(2)]
+    ys = [x[:, 0] ** 2 for x in xs]
+    val = dict(xs_val=[xs[0]] * 2, ys_val=[ys[0]] * 2) if with_val else {}
+    pop = training.fit_population([build_model("mlp1d", seed=m, hidden=8) for m in range(2)], xs, ys, config=cfg,
+                                  random_states=[0, 1], vectorize=False, **val)
+    for m in range(2):
+        seq = fit(build_model("mlp1d", seed=m, hidden=8), xs[m], ys[m], config=cfg, random_state=m,
+                  **(dict(x_val=xs[0], y_val=ys[0]) if with_val else {}))
+        _assert_member_equals_sequential(pop.members[m], seq, exact=True)

@@ -8,7 +8,17 @@ BatchBALD (Kirsch, van Amersfoort & Gal 2019, eq. 8 and Algorithm 1), greedy::
 
     a(x_1..x_n) = H(y_1, ..., y_n) - sum_i (1/K) sum_k H[ p(y_i | x_i, w_k) ]
 
-with the K posterior samples ``w_k`` SHARED by every point (fixed dropout masks),
+Power BALD (Kirsch, Farquhar, Atighehchian, Jesson, Branchaud-Charron & Gal 2023,
+"Stochastic Batch Acquisition", the power variant): instead of the top-k BALD
+scores, k points drawn without replacement with probabilities ``∝ score^beta``,
+by the Gumbel-top-k trick (Kool, van Hoof & Welling 2019)::
+
+    key_n = log s_n + g_n / beta,  g_n ~ Gumbel(0, 1);  batch = top-k of key
+
+(the order of ``beta log s_n + g_n``, the form used for ``beta < 1``; each stays
+finite on its side, and ``beta = inf`` is exactly top-k).
+
+BatchBALD uses the K posterior samples ``w_k`` SHARED by every point (fixed dropout masks),
 ``p(y_1..y_n) = (1/K) sum_k prod_i p(y_i | x_i, w_k)``. The joint entropy of the
 already-picked points S plus one candidate is exact (all ``C^|S|``
 configurations of S enumerated) while ``C^|S| <= num_samples``; beyond, it is
@@ -31,7 +41,7 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
-from .base import CandidateBatch, as_generator, check_k, check_log_probs, check_probs
+from .base import CandidateBatch, as_generator, as_numpy, check_k, check_log_probs, check_probs, top_k
 from .uncertainty import to_base, xlogx
 
 __all__ = [
@@ -39,6 +49,8 @@ __all__ = [
     "conditional_entropy",
     "joint_entropy_exact",
     "batchbald",
+    "power_sample",
+    "power_bald",
 ]
 
 #: Upper bound on the elements of one (chunk, configurations, classes) block.
@@ -79,6 +91,57 @@ def bald(probs_N_T_C=None, *, log_probs_N_T_C=None, base=None) -> np.ndarray:
     """
     h_pred, h_cond = _bald_terms(probs_N_T_C, log_probs_N_T_C)
     return to_base(np.maximum(h_pred - h_cond, 0.0), base)
+
+
+def _check_beta(beta) -> float:
+    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, (int, float, np.integer, np.floating)):
+        raise ValueError(f"beta must be a number > 0 (or math.inf for plain top-k), got {beta!r}")
+    beta = float(beta)
+    if not beta > 0:  # NaN fails too
+        raise ValueError(f"beta must be > 0 (or math.inf for plain top-k), got {beta!r}")
+    return beta
+
+
+def power_sample(scores_N, k: int, *, beta: float = 1.0, random_state) -> CandidateBatch:
+    """k distinct indices drawn without replacement with probabilities ``∝ scores_N ** beta``.
+
+    Gumbel-top-k: the top-k of ``log s_n + g_n / beta`` (``g_n ~ Gumbel(0, 1)``, seeded by
+    ``random_state``), i.e. successive draws of a Plackett-Luce model with weights ``s^beta``.
+    ``beta = math.inf``: exactly :func:`top_k` (ties -> lowest index). ``scores_N`` must be
+    finite and ``>= 0``; points of score 0 have probability 0 and come after every positive
+    score, in a uniformly random order. Returns the picks in draw order and their scores.
+    """
+    s = as_numpy(scores_N, "scores_N")
+    if s.ndim != 1:
+        raise ValueError(f"scores_N must be 1-D (N,), got shape {s.shape}")
+    if not np.all(np.isfinite(s)) or (s.size and s.min() < 0):
+        raise ValueError("scores_N must be finite and >= 0 (power sampling weights points by score^beta)")
+    beta = _check_beta(beta)
+    k = check_k(k, s.shape[0])
+    rng = as_generator(random_state)                       # required even for beta = inf: explicit randomness
+    if math.isinf(beta):
+        return top_k(s, k)
+    g_N = rng.gumbel(size=s.shape[0])
+    positive = s > 0
+    log_s = np.log(np.where(positive, s, 1.0))
+    # the same order either way; each form stays finite on its side of beta = 1
+    key_N = log_s + g_N / beta if beta >= 1.0 else beta * log_s + g_N
+    key_N = np.where(positive, key_N, -np.inf)
+    order = np.lexsort((-g_N, -key_N))[:k]                  # by key; the score-0 points by their own noise
+    return CandidateBatch(indices=order.astype(np.int64), scores=s[order])
+
+
+def power_bald(k: int, *, probs_N_T_C=None, log_probs_N_T_C=None, beta: float = 1.0, random_state,
+               base=None) -> CandidateBatch:
+    """Power BALD: k points sampled with probabilities ``∝ BALD^beta`` (Kirsch et al. 2023).
+
+    Give T MC passes as ``probs_N_T_C`` or ``log_probs_N_T_C`` (as :func:`bald`).
+    ``beta = 1`` is the paper's default; ``beta = math.inf`` is top-k BALD. The scores of
+    the result are the picks' BALD scores (nats unless ``base``).
+    """
+    scores_N = bald(probs_N_T_C, log_probs_N_T_C=log_probs_N_T_C)
+    batch = power_sample(scores_N, k, beta=beta, random_state=random_state)
+    return CandidateBatch(indices=batch.indices, scores=to_base(batch.scores, base))
 
 
 def conditional_entropy(log_probs_N_K_C) -> np.ndarray:

@@ -20,13 +20,17 @@ __all__ = [
     "check_log_probs",
     "check_finite",
     "check_k",
+    "check_passes",
+    "check_scores",
     "top_k",
     "random_batch",
     "PROB_ATOL",
 ]
 
-#: Tolerance on ``|sum_c p_c - 1|`` along the class axis.
+#: Tolerance on ``|sum_c p_c - 1|`` along the class axis (float32/float64 inputs; float16 and
+#: bfloat16 inputs get ``2 C eps`` of their own dtype, see :func:`check_probs`).
 PROB_ATOL = 1e-4
+_LOW_PRECISION_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7}
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,11 @@ class CandidateBatch:
 
 
 def as_numpy(x, name: str = "array") -> np.ndarray:
-    """numpy array or torch tensor (any device, with or without grad) -> float64 numpy."""
+    """numpy array or torch tensor (any device, with or without grad) -> float64 numpy.
+
+    float16 / bfloat16 inputs are upcast like every other float (see :func:`check_probs` for
+    the tolerance they get).
+    """
     if x is None:
         raise ValueError(f"{name} is required, got None")
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor without importing torch
@@ -86,6 +94,12 @@ def as_numpy(x, name: str = "array") -> np.ndarray:
     if out.dtype == object or not (np.issubdtype(out.dtype, np.number) or out.dtype == bool):
         raise ValueError(f"{name} must be a numeric array, got dtype {out.dtype}")
     return out.astype(np.float64, copy=False)
+
+
+def _low_precision_eps(x) -> float:
+    """Machine epsilon of ``x``'s dtype when it is float16 / bfloat16 (numpy or torch), else 0."""
+    dtype = str(getattr(x, "dtype", "")).removeprefix("torch.")
+    return _LOW_PRECISION_EPS.get(dtype, 0.0)
 
 
 def as_generator(random_state) -> np.random.Generator:
@@ -126,22 +140,27 @@ def check_probs(x, ndim: int, name: str = "probs") -> np.ndarray:
     """Validate probabilities with the class axis last -> float64 numpy.
 
     ``ndim`` is 2 for ``(N, C)`` and 3 for ``(N, T, C)``. Values must be finite,
-    in [0, 1] and sum to 1 within ``PROB_ATOL`` along the last axis.
+    in [0, 1] and sum to 1 within ``PROB_ATOL`` along the last axis. float16 / bfloat16
+    inputs are upcast, checked within ``2 C eps`` of their dtype and renormalised to sum to 1.
     """
     layout = {2: "(N, C)", 3: "(N, T, C)"}.get(ndim, f"{ndim}-D")
+    eps = _low_precision_eps(x)
     p = as_numpy(x, name)
     _check_ndim(p, ndim, name, layout)
     check_finite(p, name)
-    if p.min() < 0.0 or p.max() > 1.0 + PROB_ATOL:
+    atol = max(PROB_ATOL, 2 * p.shape[-1] * eps)
+    if p.min() < 0.0 or p.max() > 1.0 + atol:
         raise ValueError(f"{name} must be probabilities in [0, 1], got values in [{p.min():g}, {p.max():g}]")
-    sums = p.sum(axis=-1).ravel()
-    worst = int(np.argmax(np.abs(sums - 1.0)))
-    if abs(sums[worst] - 1.0) > PROB_ATOL:
+    sums = p.sum(axis=-1)
+    worst = int(np.argmax(np.abs(sums.ravel() - 1.0)))
+    if abs(sums.ravel()[worst] - 1.0) > atol:
         raise ValueError(
             f"{name} must sum to 1 along the class axis (last axis, shape {layout}) within "
-            f"{PROB_ATOL:g}; a row sums to {sums[worst]:.6g}"
+            f"{atol:g}; a row sums to {sums.ravel()[worst]:.6g}"
             " (did you pass logits, or put the class axis elsewhere?)"
         )
+    if eps:
+        p = p / sums[..., None]
     return p
 
 
@@ -149,23 +168,60 @@ def check_log_probs(x, ndim: int, name: str = "log_probs") -> np.ndarray:
     """Validate log-probabilities (natural log, class axis last) -> float64 numpy.
 
     ``-inf`` (probability exactly 0) is allowed; NaN, ``+inf`` and positive
-    values are not; ``exp`` must sum to 1 within ``PROB_ATOL``.
+    values are not; ``exp`` must sum to 1 within ``PROB_ATOL`` (float16 / bfloat16 inputs:
+    within ``2 C eps`` of their dtype, then renormalised).
     """
     layout = {2: "(N, C)", 3: "(N, K, C)"}.get(ndim, f"{ndim}-D")
+    eps = _low_precision_eps(x)
     lp = as_numpy(x, name)
     _check_ndim(lp, ndim, name, layout)
+    atol = max(PROB_ATOL, 2 * lp.shape[-1] * eps)
     if np.isnan(lp).any() or np.isposinf(lp).any():
         raise ValueError(f"{name} must be log-probabilities (finite or -inf), found NaN or +inf")
-    if lp.max() > PROB_ATOL:
+    if lp.max() > atol:
         raise ValueError(f"{name} must be log-probabilities (<= 0), got a maximum of {lp.max():g}")
-    err = np.abs(np.exp(lp).sum(axis=-1) - 1.0)
-    if err.max() > PROB_ATOL:
+    sums = np.exp(lp).sum(axis=-1)
+    err = np.abs(sums - 1.0)
+    if err.max() > atol:
         raise ValueError(
             f"{name} must be natural-log probabilities whose exp sums to 1 along the last axis "
-            f"(shape {layout}) within {PROB_ATOL:g}; the worst row is off by {err.max():.3g}"
+            f"(shape {layout}) within {atol:g}; the worst row is off by {err.max():.3g}"
             " (did you pass logits, or base-2 logs?)"
         )
+    if eps:
+        lp = lp - np.log(sums)[..., None]
     return lp
+
+
+def check_passes(n_passes: int, what: str, name: str = "T") -> int:
+    """Refuse fewer than 2 MC passes for a score built from the spread between passes.
+
+    BALD, BatchBALD, the MC variation ratio, the per-class std, the MC variance and DEIMOS's
+    covariance are exactly 0 for every point when ``T = 1`` (``K = 1``, ``J = 1``): the top-k
+    would be a tie broken by index. ``what`` names the score in the message.
+    """
+    if isinstance(n_passes, (bool, np.bool_)) or not isinstance(n_passes, (int, np.integer)):
+        raise ValueError(f"{name} (MC passes) must be an int, got {n_passes!r}")
+    if n_passes < 2:
+        raise ValueError(
+            f"{what} needs at least 2 MC-dropout passes ({name} >= 2), got {name} = {n_passes}: with one pass "
+            f"it scores 0 for every point and the picks are a tie broken by index. Use {name} >= 2 "
+            f"(e.g. mc_samples=20 or more)."
+        )
+    return int(n_passes)
+
+
+def check_scores(scores, what: str) -> np.ndarray:
+    """float64 scores of a selection; NaN or inf -> ``ValueError`` naming ``what`` (a strategy)."""
+    s = as_numpy(scores, f"scores of {what}")
+    if not np.all(np.isfinite(s)):
+        bad = int(s.size - np.count_nonzero(np.isfinite(s)))
+        raise ValueError(
+            f"{what} produced {bad} non-finite score(s) (NaN or inf) out of {s.size}: its inputs are "
+            f"degenerate (a diverged model, or predictions/tau_inv out of floating-point range). Check the "
+            f"model's predictions and the strategy's options."
+        )
+    return s
 
 
 def check_k(k, n: int, what: str = "candidates") -> int:

@@ -10,17 +10,31 @@ from the unlabelled points; distances are Euclidean.
   few tens of MB.
 * ``kcenter_robust``: the robust k-center of Sener & Savarese, section 4.2 and
   eq. 5 (at most ``n_outliers`` points may lie farther than the radius), solved
-  with scipy's HiGHS MILP (no commercial solver) by bisection on the radius over
-  the sorted pairwise distances, starting from the greedy radius (always
-  feasible). The paper's feasibility MIP with ``N^2`` assignment and slack
-  variables is solved in its equivalent compact form: binaries ``u_j`` (centre)
-  and ``z_i`` (outlier) with ``sum_{j: d_ij <= delta} u_j >= 1 - z_i``,
-  ``sum_i z_i <= n_outliers``, ``sum_j u_j = |labelled| + k``, ``u_j = 1`` on the
-  labelled points. The covering constraints hold up to ``N^2`` non-zeros, so it is
-  limited to ``max_points`` (default 1500) points in all: pass a subsample
-  (e.g. the labelled points plus a few hundred random pool points) above that.
-  Cost grows quickly with N: 10-20 MILPs per call; on a shared 2-core CPU,
-  128-d Gaussian features, k = 25: N = 300 took 3 s, N = 1000 took 23 s.
+  exactly with scipy's HiGHS MILP (no commercial solver) in the scheme of the
+  paper: the greedy solution bounds the radius from above, a bisection over the
+  sorted pairwise distances asks one feasibility question per step. Sized for
+  DEIMOS's setting (2500 candidates + the labelled set, every step):
+
+  - bounds: the greedy traversal run for ``k + n_outliers + 1`` picks gives both
+    the upper bound (the robust radius of its first ``k`` picks) and a lower
+    bound ``d'/2`` (``d'`` = the distance of the last pick to every earlier
+    centre: of those ``k + n_outliers + 1`` mutually ``>= d'``-apart points, at
+    least ``k + 1`` are covered, so two share a new centre or one is within
+    ``d'`` of a labelled one), so only distances in ``[d'/2, greedy]`` are searched;
+  - each feasibility question runs on the sparsified covering graph: only the
+    points farther than ``delta`` from every labelled centre are rows, only
+    unlabelled points that cover one of them are columns; a greedy max-coverage
+    cover answers "feasible" without a MILP when it can, otherwise the compact
+    MIP (binaries ``u_j`` centre, ``z_i`` outlier: ``sum_{j: d_ij <= delta} u_j
+    + z_i >= 1``, ``sum z <= n_outliers``, ``sum u <= k``) decides;
+  - a feasible answer moves the upper end to the radius the solution actually
+    attains (often several bisection steps at once).
+
+  ``time_limit`` bounds the whole call. A MILP stopped by it counts as
+  "not shown feasible": the answer is still a feasible solution no worse than
+  greedy, and ``exact=False`` with ``lower_bound`` says how far from optimal it
+  can be. The ``N x N`` distance matrix is float64 (N = 3000: 72 MB), so N is
+  limited to ``max_points`` (default 5000).
 """
 from __future__ import annotations
 
@@ -34,6 +48,8 @@ __all__ = [
     "kcenter_greedy",
     "kcenter_robust",
     "RobustKCenterBatch",
+    "check_robust_size",
+    "check_robust_problem",
     "nearest_centre_distance",
     "covering_radius",
 ]
@@ -134,47 +150,138 @@ def kcenter_greedy(
 class RobustKCenterBatch(CandidateBatch):
     """A ``CandidateBatch`` plus the solution's ``radius`` (largest distance to the
     nearest centre among non-outliers), ``outliers`` (indices farther than
-    ``radius``, at most the budget), ``greedy_radius`` (the starting point) and
-    ``n_solves`` (MILPs solved)."""
+    ``radius``, at most the budget), ``greedy_radius`` (the upper bound it started
+    from), ``lower_bound`` (a proven lower bound on the optimal radius), ``exact``
+    (True when the bisection ended with every question answered, i.e. ``radius``
+    is optimal), ``n_solves`` (MILPs solved) and ``seconds`` (wall time)."""
 
     radius: float
     outliers: np.ndarray
     greedy_radius: float
     n_solves: int
+    lower_bound: float = 0.0
+    exact: bool = True
+    seconds: float = 0.0
 
 
-def _feasible(d_P_J, delta, labelled_J, n_new, n_outliers, time_limit):
-    """Compact Sener-Savarese feasibility MIP at radius delta -> centre mask over J or None."""
+def _pairwise_distances(x_N_D: np.ndarray) -> np.ndarray:
+    """Symmetric ``(N, N)`` float64 Euclidean distances with an exact zero diagonal."""
+    sq_N = np.einsum("nd,nd->n", x_N_D, x_N_D)
+    d_N_N = sq_N[:, None] + sq_N[None, :]
+    d_N_N -= 2.0 * (x_N_D @ x_N_D.T)
+    np.maximum(d_N_N, 0.0, out=d_N_N)
+    np.sqrt(d_N_N, out=d_N_N)
+    d_N_N += d_N_N.T
+    d_N_N *= 0.5
+    np.fill_diagonal(d_N_N, 0.0)
+    return d_N_N
+
+
+def _robust_radius(near_N: np.ndarray, n_outliers: int) -> float:
+    """The ``(n_outliers + 1)``-th largest nearest-centre distance."""
+    return float(np.partition(near_N, near_N.shape[0] - 1 - n_outliers)[near_N.shape[0] - 1 - n_outliers])
+
+
+def _greedy_cover(cover_U_J, k: int, n_outliers: int):
+    """Greedy max coverage with at most ``k`` columns -> chosen columns if at most
+    ``n_outliers`` rows stay uncovered, else None."""
+    uncovered = np.ones(cover_U_J.shape[0], bool)
+    cols_J_U = cover_U_J.T.tocsr()
+    chosen = []
+    for _ in range(k):
+        if uncovered.sum() <= n_outliers:
+            break
+        gain_J = cols_J_U @ uncovered.astype(np.float64)
+        j = int(np.argmax(gain_J))
+        if gain_J[j] == 0:
+            break
+        chosen.append(j)
+        uncovered[cols_J_U.indices[cols_J_U.indptr[j]:cols_J_U.indptr[j + 1]]] = False
+    return chosen if uncovered.sum() <= n_outliers else None
+
+
+def _feasible(d_N_N, d_lab_N, unlabelled_J, delta, k, n_outliers, time_limit):
+    """Can ``k`` new centres cover all but ``n_outliers`` points within ``delta``?
+
+    -> ``(status, new centre indices, milp_used)``: status ``"yes"`` (centres given),
+    ``"no"`` (proved infeasible) or ``"unknown"`` (the MILP hit ``time_limit``, or
+    ``time_limit=None``: the greedy cover only).
+    """
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import csr_matrix, hstack, identity
 
-    P, J = d_P_J.shape
-    cover = csr_matrix(d_P_J <= delta, dtype=np.float64)              # (P, J)
-    # variables [u_1..u_J, z_1..z_P]
-    a_cover = hstack([cover, identity(P, format="csr")], format="csr")  # cover u + z >= 1
-    a_out = csr_matrix(np.concatenate([np.zeros(J), np.ones(P)])[None, :])
-    a_count = csr_matrix(np.concatenate([np.ones(J), np.zeros(P)])[None, :])
-    n_centres = int(labelled_J.sum()) + n_new
-    constraints = [
-        LinearConstraint(a_cover, lb=1.0, ub=np.inf),
-        LinearConstraint(a_out, lb=0.0, ub=float(n_outliers)),
-        LinearConstraint(a_count, lb=n_centres, ub=n_centres),
-    ]
-    lb = np.zeros(J + P)
-    lb[:J][labelled_J] = 1.0
+    rows_U = np.flatnonzero(d_lab_N > delta)                  # not covered by a labelled centre
+    if rows_U.size <= n_outliers:
+        return "yes", np.zeros(0, np.int64), False
+    cover = d_N_N[np.ix_(rows_U, unlabelled_J)] <= delta      # (U, J) bool
+    useful_J = np.flatnonzero(cover.any(axis=0))
+    cover_U_J = csr_matrix(cover[:, useful_J], dtype=np.float64)
+    greedy = _greedy_cover(cover_U_J, k, n_outliers)
+    if greedy is not None:
+        return "yes", unlabelled_J[useful_J[greedy]], False
+    if k == 1 or rows_U.size - n_outliers > k * int(cover.sum(axis=0).max()):
+        return "no", None, False                             # greedy is exact for k = 1; counting bound
+    if time_limit is None or time_limit <= 0:                 # heuristic only / no time left
+        return "unknown", None, False
+    U, J = cover_U_J.shape
+    a_cover = hstack([cover_U_J, identity(U, format="csr")], format="csr")   # cover u + z >= 1
+    a_budget = csr_matrix(np.vstack([np.r_[np.zeros(J), np.ones(U)], np.r_[np.ones(J), np.zeros(U)]]))
     res = milp(
-        c=np.zeros(J + P),                                  # pure feasibility
-        constraints=constraints,
-        integrality=np.ones(J + P),
-        bounds=Bounds(lb, np.ones(J + P)),
-        options={"time_limit": time_limit, "disp": False},
+        c=np.zeros(J + U),                                       # pure feasibility
+        constraints=[LinearConstraint(a_cover, lb=1.0, ub=np.inf),
+                     LinearConstraint(a_budget, lb=0.0, ub=[float(n_outliers), float(k)])],
+        integrality=np.ones(J + U),
+        bounds=Bounds(0.0, 1.0),
+        options={"time_limit": float(time_limit), "disp": False},
     )
-    if res.x is None or res.status not in (0, 1):
-        return None
-    u = res.x[:J] > 0.5
-    if u.sum() != n_centres:
-        return None
-    return u
+    if res.x is not None and res.status in (0, 1):
+        return "yes", unlabelled_J[useful_J[res.x[:J] > 0.5]], True
+    if res.status == 2:
+        return "no", None, True
+    return "unknown", None, True
+
+
+def check_robust_size(n_points: int, *, max_points: int = 5000) -> None:
+    """Refuse a robust k-center problem of ``n_points`` points (labelled + candidates)
+    above ``max_points`` -- callable before any training to validate a configuration."""
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
+        raise ValueError(f"n_points must be a positive int, got {n_points!r}")
+    if n_points > max_points:
+        raise ValueError(
+            f"kcenter_robust keeps an N x N float64 distance matrix; N={n_points} points (labelled + "
+            f"candidates) exceed max_points={max_points} ({8 * n_points ** 2 / 2 ** 20:.0f} MiB). Use fewer "
+            "candidates (n_candidates), raise max_points if the memory is there, or use kcenter_greedy."
+        )
+
+
+def check_robust_problem(n_points: int, k: int, *, n_outliers: int = 0, outlier_fraction: float | None = None,
+                         max_points: int = 5000, time_limit: float = 60.0, progress: bool | None = False) -> None:
+    """Every check :func:`kcenter_robust` makes on its options and size, without the data:
+    for validating a configuration before training (``n_points`` = labelled + candidates)."""
+    check_robust_size(n_points, max_points=max_points)
+    _n_outliers(n_outliers, outlier_fraction, n_points)
+    _check_time_limit(time_limit)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n_points:
+        raise ValueError(f"k must be an int in [0, {n_points - 1}], got {k!r}")
+
+
+def _check_time_limit(time_limit) -> None:
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+
+
+def _n_outliers(n_outliers, outlier_fraction, N: int) -> int:
+    if outlier_fraction is not None:
+        if n_outliers:
+            raise ValueError("pass n_outliers or outlier_fraction, not both")
+        if isinstance(outlier_fraction, bool) or not isinstance(outlier_fraction, (int, float)) \
+                or not 0 <= outlier_fraction < 1:
+            raise ValueError(f"outlier_fraction must be a number in [0, 1), got {outlier_fraction!r}")
+        n_outliers = int(np.floor(outlier_fraction * N))
+    if isinstance(n_outliers, (bool, np.bool_)) or not isinstance(n_outliers, (int, np.integer)) \
+            or not 0 <= n_outliers < N:
+        raise ValueError(f"n_outliers must be an int in [0, {N - 1}], got {n_outliers!r}")
+    return int(n_outliers)
 
 
 def kcenter_robust(
@@ -183,84 +290,121 @@ def kcenter_robust(
     k: int,
     *,
     n_outliers: int = 0,
-    max_points: int = 1500,
+    outlier_fraction: float | None = None,
+    max_points: int = 5000,
     time_limit: float = 60.0,
     progress: bool | None = False,
 ) -> RobustKCenterBatch:
     """Robust k-center (Sener & Savarese 2018, eq. 5) with labelled points as fixed centres.
 
-    Bisection over the sorted point-to-point distances up to the greedy radius;
-    each step solves the feasibility MILP with HiGHS (``time_limit`` seconds per
-    solve; a solve that ends without a feasible point counts as infeasible, so
-    the answer is always a feasible solution no worse than greedy). Raises
-    ``ValueError`` above ``max_points`` points. The new centres are returned in
-    farthest-first order; ``scores[i]`` = distance of pick i to the nearest
-    centre (labelled or picked before it).
+    ``features_N_D``: all points (labelled and candidates); ``labelled_mask_N``: the fixed
+    centres (at least one). At most ``n_outliers`` points (or ``floor(outlier_fraction * N)``;
+    DEIMOS used the fraction 0.001) may lie beyond the radius. Bisection over the sorted
+    pairwise distances in ``[lower bound, greedy radius]`` (module docstring); ``time_limit``:
+    seconds for the whole call (the MILPs share it). Raises ``ValueError`` above ``max_points``
+    points (see :func:`check_robust_size`). The new centres are returned in farthest-first
+    order; ``scores[i]`` = distance of pick i to the nearest centre (labelled or picked before
+    it). The result's ``exact`` says whether ``radius`` is proved optimal.
     """
+    import time
+
+    t_start = time.perf_counter()
     x, m = _check_features(features_N_D, labelled_mask_N)
     N = x.shape[0]
-    if N > max_points:
-        raise ValueError(
-            f"kcenter_robust solves a MILP with up to N^2 = {N}^2 covering non-zeros; N={N} exceeds "
-            f"max_points={max_points}. Pass a subsample (labelled points + a few hundred pool points) "
-            "or use kcenter_greedy."
-        )
+    check_robust_size(N, max_points=max_points)
     k = check_k(k, int((~m).sum()), "unlabelled points")
-    if isinstance(n_outliers, (bool, np.bool_)) or not isinstance(n_outliers, (int, np.integer)) or not 0 <= n_outliers < N:
-        raise ValueError(f"n_outliers must be an int in [0, {N - 1}], got {n_outliers!r}")
+    n_outliers = _n_outliers(n_outliers, outlier_fraction, N)
     if not m.any():
         raise ValueError("kcenter_robust needs at least one labelled point (fixed centre)")
+    _check_time_limit(time_limit)
 
-    diff_sq = np.einsum("nd,nd->n", x, x)
-    d_N_N = np.sqrt(np.maximum(diff_sq[:, None] + diff_sq[None, :] - 2.0 * (x @ x.T), 0.0))
-    d_N_N = 0.5 * (d_N_N + d_N_N.T)
-    np.fill_diagonal(d_N_N, 0.0)
-
-    def radius_of(mask):                                      # (n_outliers+1)-th largest nearest-centre distance
-        near = d_N_N[:, mask].min(axis=1)
-        return float(np.sort(near)[::-1][n_outliers]), near
-
+    d_N_N = _pairwise_distances(x)
+    d_lab_N = d_N_N[:, m].min(axis=1)
+    unlabelled_J = np.flatnonzero(~m)
     if k == 0:
-        radius, near = radius_of(m)
+        radius = _robust_radius(d_lab_N, n_outliers)
         empty = np.zeros(0, np.int64)
-        return RobustKCenterBatch(empty, np.zeros(0), radius, np.flatnonzero(near > radius), radius, 0)
+        return RobustKCenterBatch(empty, np.zeros(0), radius, np.flatnonzero(d_lab_N > radius), radius, 0,
+                                  lower_bound=radius, exact=True, seconds=time.perf_counter() - t_start)
+    n_trav = min(k + n_outliers + 1, unlabelled_J.size)
+    trav = kcenter_greedy(x, m, n_trav)
     greedy_mask = m.copy()
-    greedy_mask[kcenter_greedy(x, m, k).indices] = True
-    greedy_radius, _ = radius_of(greedy_mask)
-    radii = np.unique(d_N_N[d_N_N <= greedy_radius])          # sorted; greedy_radius (~) is the last
-    best_mask, lo, hi = greedy_mask, -1, radii.size - 1       # radii[hi] feasible (greedy), radii[lo] infeasible
+    greedy_mask[trav.indices[:k]] = True
+    greedy_radius = _robust_radius(d_N_N[:, greedy_mask].min(axis=1), n_outliers)
+    lower = 0.5 * float(trav.scores[k + n_outliers]) if n_trav == k + n_outliers + 1 else 0.0
+
+    upper_tri = d_N_N[np.triu_indices(N)]
+    radii = np.unique(upper_tri[(upper_tri >= lower) & (upper_tri <= greedy_radius)])
+    del upper_tri
+    # invariant: radii[hi] is attained by best_new; radii[lo] was not shown feasible;
+    # radii[proved] was proved infeasible (so is everything below it)
+    best_new, lo, hi, proved = trav.indices[:k], -1, radii.size - 1, -1
     n_solves = 0
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=int(np.ceil(np.log2(max(2, radii.size)))), desc="robust k-center", disable=not progress, leave=False)
+    bar = tqdm(total=int(np.ceil(np.log2(max(2, radii.size)))), desc="robust k-center", disable=not progress,
+               leave=False)
+
+    def ask(i, milp: bool):
+        nonlocal best_new, hi, proved, n_solves
+        remaining = time_limit - (time.perf_counter() - t_start)
+        status, new, milp_used = _feasible(d_N_N, d_lab_N, unlabelled_J, radii[i], k, n_outliers,
+                                           remaining if milp else None)
+        n_solves += milp_used
+        bar.update(1)
+        if status == "yes":
+            mask = m.copy()
+            mask[new] = True
+            attained = int(np.searchsorted(radii, _robust_radius(d_N_N[:, mask].min(axis=1), n_outliers)))
+            if attained >= hi:                                # no better than the best (solver tolerance)
+                return "unknown"
+            best_new, hi = new, attained
+        proved = i if status == "no" else proved
+        return status
+
+    # 1. heuristic descent: bisection answered by greedy covers only (no MILP)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        u = _feasible(d_N_N, radii[mid], m, k, n_outliers, time_limit)
-        n_solves += 1
-        bar.update(1)
-        if u is None:
+        if ask(mid, milp=False) != "yes":
             lo = mid
-        else:
-            hi, best_mask = mid, u
+    # 2. exact phase: is the best cover found optimal? then bisection with the MILP
+    lo = proved
+    first = True
+    while hi - lo > 1 and time.perf_counter() - t_start < time_limit:
+        mid = hi - 1 if first else (lo + hi) // 2
+        first = False
+        if ask(mid, milp=True) != "yes":
+            lo = mid if proved == mid else lo
+            if proved != mid:
+                break                                         # the time limit stopped a MILP
+    exact = hi - lo <= 1
     bar.close()
+    lower_bound = max(lower, float(radii[proved + 1])) if proved + 1 < radii.size else lower
 
-    new = np.flatnonzero(best_mask & ~m)
-    dist = d_N_N[:, m].min(axis=1)
+    centres = m.copy()
+    centres[best_new] = True
+    if centres.sum() - m.sum() < k:                          # fill up: extra centres never raise the radius
+        centres[kcenter_greedy(x, centres, k - int(centres.sum() - m.sum())).indices] = True
+    new = np.flatnonzero(centres & ~m)
+    dist = d_lab_N.copy()
     order, scores = [], []
-    remaining = list(new)
-    while remaining:                                          # farthest-first order of the chosen centres
-        j = max(remaining, key=lambda i: (dist[i], -i))
+    remaining_new = list(new)
+    while remaining_new:                                      # farthest-first order of the chosen centres
+        j = max(remaining_new, key=lambda i: (dist[i], -i))
         order.append(j)
         scores.append(float(dist[j]))
-        remaining.remove(j)
+        remaining_new.remove(j)
         dist = np.minimum(dist, d_N_N[j])
-    radius, final = radius_of(best_mask)
-    outliers = np.flatnonzero(final > radius)
+    near = d_N_N[:, centres].min(axis=1)
+    radius = _robust_radius(near, n_outliers)
     return RobustKCenterBatch(
         indices=np.array(order, dtype=np.int64),
         scores=np.array(scores),
         radius=radius,
-        outliers=outliers.astype(np.int64),
+        outliers=np.flatnonzero(near > radius).astype(np.int64),
         greedy_radius=greedy_radius,
         n_solves=n_solves,
+        lower_bound=lower_bound,
+        exact=bool(exact),
+        seconds=time.perf_counter() - t_start,
     )

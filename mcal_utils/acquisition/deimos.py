@@ -1,6 +1,6 @@
 r"""DEIMOS: greedy batch acquisition that maximises the expected drop of the
 trace of the joint predictive covariance on a representative sample X_samp
-(Agarwal et al., "Active learning in CNNs via expected improvement
+(Nagpal & Knowles, "Active learning in CNNs via expected improvement
 maximization", Sec. 3-4, Algorithm 1, Appendix D).
 
 Inputs are fixed-mask MC-dropout predictions on X_samp: mask j is shared by
@@ -82,17 +82,32 @@ rounding ~1e-16 |P_i(0)| of its updates stays ~1e-16 |P_i(0)| / t relative.
 M itself is accurate to ~1e-16 absolute, which is enough. Checked against
 the dense form to 1e-8, tau_inv down to 3e-5.
 
-One step costs one (2C, J) x (J, n_cand*C) product (A of the candidates is
-stored transposed, so b_i and a_i are strided views of its result), two
-batched rank-C updates, a batched C x C Cholesky and triangular inverse:
-O(n_cand C^2 J + n_cand C^3) time, O(n_cand C J) memory. The J x J and
-C x C algebra of the update runs on the CPU (tiny matrices). Threads: on CPU,
-``deimos`` splits the candidates into contiguous ranges (one per torch
-thread, at least 4096 candidates each) and runs each step's product, updates
-and scoring for a range in its own worker thread, with torch itself set to
-one thread for the duration of the call (restored afterwards): one
-synchronisation per step instead of one per operation, and torch's batched
-Cholesky / triangular solves (serial loops over the batch) run in parallel.
+Classification: probabilities sum to one, so each point's C centred outputs
+sum to zero across classes. Rotating a point's outputs by a fixed orthogonal
+C x C matrix whose first row is 1/sqrt(C) leaves V's trace objective
+unchanged and makes that row eps_s ~ 0 (the input's rounding); it is then
+dropped (C' = C - 1 rows per point), its own noise t counted in every score
+(+t), when max_s |eps_s|^2 <= 1e-9 t, so the scores move by <~ 1e-9 relative
+(second order in eps). Otherwise, and for regression, C' = C.
+
+Cost per pick (n candidates, C' rows each), in flop: the product [b_i | a_i]
+= G_i [u | m~] (4 C'^2 J per candidate), the rank-C' updates of K_i (2 C'^3)
+and R_i (4 C'^3), a C' x C' Cholesky, L^-1 and K^-1 (C'^3 / 3 each) and the
+score (2 C'^2): about n (4 C'^2 J + 7 C'^3), 1.28e9 at n = 60000, C' = 9,
+J = 50, so 1.26e11 for the 99 updates of a batch of 100 (the floor of this
+algorithm: 1.6 s at the 2 x 39 GFlop/s float64 peak of the 2 AVX2 cores it
+was written on), plus O(n C' J^2) for each exact recomputation of R.
+Memory: G (n C' J float64) plus K, R (2 n C'^2): O(S C J).
+
+Backends. ``numba`` (CPU): per step each worker thread takes a contiguous
+range of candidates and, block by block, computes the products and the
+C' x C' work in compiled kernels (:mod:`._deimos_kernels`), so each
+candidate's data is touched once per step; the thread pool is created and
+shut down inside the call. (BLAS is not used per step: a BLAS library's own
+thread pool, called from several worker threads, oversubscribes the cores.)
+``torch`` (any device, e.g. CUDA): one (2C, J) x (J, n C) product per step,
+batched rank-C updates, batched Cholesky and triangular inverse (full C, no
+rotation); O(n C J) memory.
 The dense form costs O((S C)^2 C) per step and O((S C)^2) memory.
 
 X_samp (``deimos_sample``) is documented at that function.
@@ -100,6 +115,7 @@ X_samp (``deimos_sample``) is documented at that function.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -360,63 +376,257 @@ def deimos_dense(preds, batch_size: int, tau_inv: float, candidates=None, *, pro
 # --------------------------------------------------------------------------- #
 # fast DEIMOS in the J-dimensional mask space
 # --------------------------------------------------------------------------- #
-_POOL = None
-_BLOCK = 1 << 17  # candidates * C^2 per cache-sized block of a worker's range (CPU)
-_MIN_PART = 4096  # candidates per worker thread; fewer run in the calling thread
+_MIN_PART = 2048  # candidates per worker thread (numba path); fewer run in the calling thread
+_BACKENDS = ("auto", "numba", "torch")
+#: The sum-over-classes direction of a point's centred probabilities is dropped when
+#: max_s ||eps_s||^2 <= _DROP_SUM * tau_inv (eps_s: that direction's J values); the
+#: scores then move by ~ ||eps||^2 / tau_inv relative (second order), i.e. <= ~1e-9.
+_DROP_SUM = 1e-9
 
 
-def _pool(workers: int):
-    global _POOL
-    if _POOL is None or _POOL._max_workers < workers:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deimos")
-    return _POOL
-
-
-def _parts(n: int, device, threads: int) -> list[tuple[int, int]]:
-    """Contiguous ranges of candidates, one per worker thread (CPU only)."""
-    k = 1 if device.type != "cpu" else max(1, min(threads, n // _MIN_PART))
-    edges = [round(i * n / k) for i in range(k + 1)]
-    return list(zip(edges[:-1], edges[1:]))
+def _check_threads(threads) -> int:
+    if threads is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be None (all CPUs of this process) or an int >= 1, got {threads!r}")
+    return int(threads)
 
 
-def deimos(preds, batch_size: int, tau_inv: float, candidates=None, *, progress: bool = False) -> CandidateBatch:
+def _check_backend(backend, y: torch.Tensor) -> str:
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "numba" if y.device.type == "cpu" else "torch"
+    if backend == "numba" and y.device.type != "cpu":
+        raise ValueError(
+            f"backend='numba' runs on the CPU, but preds live on {y.device}; use backend='torch' (or 'auto') "
+            "for tensors on an accelerator"
+        )
+    return backend
+
+
+def _overflow_error(t: float) -> ValueError:
+    return ValueError(
+        f"DEIMOS scores overflow float64: the predictions or tau_inv = {t:g} are too large "
+        "(the covariance of the outputs is not finite); rescale the predictions or tau_inv"
+    )
+
+
+def _rounding_error(t: float, bad: int) -> ValueError:
+    return ValueError(
+        f"DEIMOS scores of {bad} candidate(s) are not finite: with tau_inv = {t:g} a candidate's block "
+        "V[B, B] lost positive definiteness to float64 rounding, or the scores overflowed; "
+        "increase tau_inv (or rescale the predictions)"
+    )
+
+
+def deimos(
+    preds,
+    batch_size: int,
+    tau_inv: float,
+    candidates=None,
+    *,
+    progress: bool = False,
+    threads: int | None = None,
+    backend: str = "auto",
+) -> CandidateBatch:
     """DEIMOS batch (Algorithm 1) without forming the (S*C)^2 covariance.
 
     ``preds``: fixed-mask predictions on X_samp, ``(J, S)`` (regression) or
-    ``(J, S, C)`` class probabilities (classification); numpy or torch (runs on
-    the tensor's device). ``tau_inv``: t > 0 added to the diagonal of the
-    sample covariance (divisor J - 1). ``candidates``: boolean mask ``(S,)`` or
-    index array over X_samp (default: all); the other points (training
-    members) count in the objective but are never picked or conditioned on.
+    ``(J, S, C)`` class probabilities (classification); numpy or torch.
+    ``tau_inv``: t > 0 added to the diagonal of the sample covariance
+    (divisor J - 1). ``candidates``: boolean mask ``(S,)`` or index array over
+    X_samp (default: all); the other points (training members) count in the
+    objective but are never picked or conditioned on.
+
+    ``backend``: ``"numba"`` (compiled per-candidate kernels on the CPU),
+    ``"torch"`` (batched tensor code on the tensor's device, e.g. CUDA), or
+    ``"auto"`` (numba for numpy arrays and CPU tensors, torch otherwise).
+    ``threads``: worker threads of the numba backend (default: the CPUs this
+    process may use); the pool is created and shut down inside the call, and
+    no process-wide setting is changed. The torch backend uses torch's own
+    threads.
 
     Returns ``CandidateBatch`` with ``indices`` into X_samp in greedy order and
     ``scores`` = each pick's trace reduction at pick time (the expected
     improvement of eq. 5 / 6). Ties go to the lowest index. Identical to
     :func:`deimos_dense` up to rounding (see the module docstring for the math).
-    On CPU it uses ``torch.get_num_threads()`` worker threads over ranges of
-    candidates, with torch set to one thread during the call (then restored).
+    Raises ``ValueError`` when the scores are not finite (overflow, or a
+    tau_inv too small for float64).
     """
     y, C = _check_preds(preds)
     t = _check_tau_inv(tau_inv)
     S = y.shape[1]
     cand = _check_candidates(candidates, S)
     b = _check_batch(batch_size, cand.size)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # parallel over candidate ranges instead (see module docstring)
-    try:
-        return _deimos_fast(y, C, t, cand, b, progress, threads)
-    finally:
-        torch.set_num_threads(threads)
+    n_threads = _check_threads(threads)
+    if _check_backend(backend, y) == "numba":
+        if y.dtype not in (torch.float32, torch.float64):  # float16 / bfloat16: upcast
+            y = y.to(torch.float64)
+        return _deimos_numba(np.ascontiguousarray(y.numpy()), C, t, cand, b, progress, n_threads)
+    return _deimos_torch(y, C, t, cand, b, progress)
 
 
-def _deimos_fast(y, C, t, cand, b, progress, threads) -> CandidateBatch:
-    """The greedy loop of :func:`deimos` on validated input (math: module docstring)."""
+# ---- numba backend -------------------------------------------------------- #
+def _sum_rotation(y: np.ndarray, t: float) -> np.ndarray:
+    """Q (C', C) with orthonormal rows: C' = C - 1 rows orthogonal to the all-ones vector when
+    the sum-over-classes direction of the centred outputs is negligible (see ``_DROP_SUM``),
+    else Q = I (C' = C)."""
+    J, S, C = y.shape
+    eye = np.eye(C)
+    if C == 1:
+        return eye
+    worst = 0.0
+    step = max(1, (1 << 20) // (J * C))
+    for lo in range(0, S, step):  # eps_s = centred sum of the C outputs / sqrt(C (J - 1))
+        tot = y[:, lo : lo + step].sum(-1, dtype=np.float64)
+        tot -= tot.mean(0)
+        worst = max(worst, float((tot * tot).sum(0).max()) / (C * (J - 1)))
+    if not worst <= _DROP_SUM * t:
+        return eye
+    basis, _ = np.linalg.qr(np.column_stack([np.ones(C), eye[:, : C - 1]]))
+    return np.ascontiguousarray(basis[:, 1:].T)  # rows orthogonal to ones
+
+
+def _parts_of(n: int, threads: int) -> list[tuple[int, int]]:
+    """Contiguous ranges of candidates, one per worker thread."""
+    k = max(1, min(threads, n // _MIN_PART))
+    edges = [round(i * n / k) for i in range(k + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+_BLOCK_N = 512  # candidates per block of a step: their products [b_i | a_i] stay in cache
+
+
+def _update_range(lo, hi, G, UM, K, R, taken, t, raw, tr_r):
+    """One step's update and scores for candidates [lo, hi), block by block: the products
+    [b_i | a_i] = G_i [u | m~], then the C' x C' work (compiled kernels; no BLAS thread pool)."""
+    from . import _deimos_kernels as kern
+
+    X = np.empty((min(_BLOCK_N, hi - lo) * G.shape[1], UM.shape[1]))
+    for a in range(lo, hi, _BLOCK_N):
+        z = min(a + _BLOCK_N, hi)
+        kern.product(a, z, G, UM, X)
+        kern.apply_and_score(a, z, X, K, R, taken, t, raw, tr_r)
+
+
+def _deimos_numba(y, C, t, cand, b, progress, threads) -> CandidateBatch:
+    """The greedy loop of :func:`deimos` with compiled per-candidate kernels (math: module docstring).
+
+    Per step each worker thread runs one kernel over its range of candidates:
+    [b_i | a_i] = G_i [u | m~], the rank-C updates of K_i and R_i, a C x C
+    Cholesky and the score, with candidate i's data touched once.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import nullcontext
+
+    from scipy.linalg import solve_triangular
+
+    from . import _deimos_kernels as kern
+
+    J, S, _ = y.shape
+    Q = _sum_rotation(y, t)
+    Cm = Q.shape[0]
+    base = 2.0 * t * Cm + t * (C - Cm)  # a dropped direction: its own noise t, fully explained
+    inv = 1.0 / math.sqrt(J - 1)
+    n = cand.size
+    parts = _parts_of(n, threads)
+    pool_cm = ThreadPoolExecutor(len(parts), thread_name_prefix="deimos") if len(parts) > 1 else nullcontext()
+    # overflow is detected explicitly (finite checks below), not by numpy warnings
+    with pool_cm as pool, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+
+        def run(fn, *args):
+            if pool is None:
+                fn(*parts[0], *args)
+            else:
+                for f in [pool.submit(fn, lo, hi, *args) for lo, hi in parts]:
+                    f.result()
+
+        G = np.empty((n, Cm, J))  # G_i = A_{B_i} (rotated), candidates only
+        run(kern.centre_rotate, y, cand, Q, inv, G)
+        flat = G.reshape(n * Cm, J)
+        H = flat.T @ flat
+        if n < S:  # training members of X_samp count in H only
+            rest = np.setdiff1d(np.arange(S, dtype=np.int64), cand, assume_unique=True)
+            for lo in range(0, rest.size, 1 << 14):
+                idx = rest[lo : lo + (1 << 14)]
+                other = np.empty((idx.size, Cm, J))
+                kern.centre_rotate(0, idx.size, y, idx, Q, inv, other)
+                o = other.reshape(-1, J)
+                H += o.T @ o
+        if not (np.isfinite(H).all() and math.isfinite(t * t * C) and math.isfinite(float(np.trace(H)) + t)):
+            raise _overflow_error(t)
+        M = np.eye(J)  # posterior covariance of the mask weights
+        HQ = H.copy()  # sum of a a^T over the rows not conditioned on
+        K = np.empty((n, Cm, Cm))  # t I + G_i M G_i^T
+        R = np.empty((n, Cm, Cm))  # G_i W G_i^T,  W = M H_Q M
+        raw = np.empty(n)  # tr(K_i^-1 (R_i - t^2 I)); score = base + raw
+        tr_r = np.empty(n)  # tr R_i (for the refresh rule)
+        taken = np.zeros(n, dtype=np.bool_)
+
+        def refresh(with_K):
+            W = M @ HQ @ M
+            W = 0.5 * (W + W.T)
+            run(kern.refresh, G, np.ascontiguousarray(np.hstack([W, M]) if with_K else W), K, R, taken, t,
+                with_K, raw, tr_r)
+
+        def best():
+            j = int(np.argmax(raw))  # first maximum -> lowest index (cand is sorted); NaN -> first NaN
+            ok = np.isfinite(raw) | taken
+            if not (math.isfinite(raw[j]) and ok.all()):
+                raise _rounding_error(t, int((~ok).sum()) or 1)
+            return j, base + float(raw[j])
+
+        refresh(with_K=True)
+        ref_score = ref_R = None
+        picks, scores = [], []
+        eye_c = np.eye(Cm)
+        with _progress(b, progress, "DEIMOS") as bar:
+            for step in range(b):
+                j, top = best()
+                if ref_score is None:
+                    ref_score, ref_R = top, float(tr_r.max())
+                elif top < _REFRESH * ref_score or float(tr_r.max()) < _REFRESH * ref_R:
+                    refresh(with_K=False)  # the scale dropped: rounding of the updates would dominate
+                    j, top = best()
+                    ref_score, ref_R = top, float(tr_r.max())
+                picks.append(int(cand[j]))
+                scores.append(top)
+                taken[j] = True
+                bar.update()
+                if step == b - 1:
+                    break
+                # ---- condition on block B = G[j] (see module docstring) ----
+                GB = G[j]  # (C', J)
+                LB = np.linalg.cholesky(K[j])
+                u = solve_triangular(LB, GB @ M, lower=True).T  # (J, C') = M G^T L^{-T}
+                HQu = HQ @ u
+                Z = solve_triangular(LB, t * eye_c, lower=True)  # t L^{-1}
+                T = u.T @ HQu - Z @ Z.T
+                T = 0.5 * (T + T.T)
+                UM = np.ascontiguousarray(np.hstack([u, M @ HQu - 0.5 * (u @ T)]))  # [u | m~]
+                M = M - u @ u.T
+                M = 0.5 * (M + M.T)
+                HQ = HQ - GB.T @ GB
+                run(_update_range, G, UM, K, R, taken, t, raw, tr_r)
+    return CandidateBatch(indices=np.asarray(picks, dtype=np.int64), scores=np.asarray(scores, dtype=np.float64))
+
+
+# ---- torch backend (any device) ------------------------------------------- #
+_BLOCK = 1 << 17  # candidates * C^2 per cache-sized block (CPU)
+
+
+def _deimos_torch(y, C, t, cand, b, progress) -> CandidateBatch:
+    """The greedy loop of :func:`deimos` as batched tensor code on ``y``'s device (math: module docstring)."""
     J = y.shape[0]
     device = y.device
     f64 = torch.float64
     GT, H = _centred_T(y, cand)  # (J, n*C): candidate rows of A, transposed; (J, J)
+    if not (bool(torch.isfinite(H).all()) and math.isfinite(t * t * C) and math.isfinite(float(H.trace()) + t)):
+        raise _overflow_error(t)
     n = cand.size
     G = GT.view(J, n, C).permute(1, 2, 0)  # (n, C, J) view: G_i = A_{B_i}
     # J x J and C x C algebra on the CPU (tiny); O(n_cand) work on `device`, per range.
@@ -438,14 +648,9 @@ def _deimos_fast(y, C, t, cand, b, progress, threads) -> CandidateBatch:
     neg_inf = torch.tensor(-math.inf, dtype=f64, device=device)
     chunk = max(1, (1 << 18) // (C * J))
     block = max(64, _BLOCK // (C * C)) if device.type == "cpu" else n
-    parts = _parts(n, device, threads)
 
     def in_parts(fn, *args):
-        if len(parts) == 1:
-            fn(*parts[0], *args)
-        else:
-            for f in [_pool(len(parts)).submit(fn, lo, hi, *args) for lo, hi in parts]:
-                f.result()
+        fn(0, n, *args)
 
     def refresh_part(lo, hi, W_t, with_K):
         """D (and K) from M and W directly: resets the rounding of the rank-C updates."""
@@ -492,11 +697,9 @@ def _deimos_fast(y, C, t, cand, b, progress, threads) -> CandidateBatch:
             score_part(a, z)
 
     def best():
-        if bool(info.any()) and bool(((info != 0) & ~taken).any()):
-            raise ValueError(
-                f"tau_inv = {t:g} is too small for float64 here: a candidate's block V[B, B] lost "
-                "positive definiteness to rounding; increase tau_inv"
-            )
+        bad = int(((info != 0) | ~torch.isfinite(raw)).logical_and_(~taken).sum())
+        if bad:
+            raise _rounding_error(t, bad)
         score = torch.where(taken, neg_inf, raw + (2.0 * t * C))
         j = int(torch.argmax(score))  # first maximum -> lowest index (cand is sorted)
         return j, float(score[j])

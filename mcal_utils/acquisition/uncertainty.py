@@ -2,7 +2,7 @@
 
 Deterministic scores take one softmax pass ``probs_N_C``; they are the same
 numbers as modAL-python's ``classifier_uncertainty`` / ``classifier_margin`` /
-``classifier_entropy`` (seed 1's VarRatio, Margin, Entropy). MC scores take T
+``classifier_entropy`` (the MC-dropout-entropy paper's VarRatio, Margin, Entropy). MC scores take T
 MC-dropout passes ``probs_N_T_C`` (Gal, Islam & Ghahramani 2017). Entropies are
 in nats (natural log) unless ``base`` is given (e.g. ``base=2`` for bits).
 
@@ -84,7 +84,7 @@ def entropy(probs_N_C, *, base=None) -> np.ndarray:
 
 
 def predictive_entropy(probs_N_T_C, *, base=None) -> np.ndarray:
-    """Entropy of the MC mean, ``H[(1/T) sum_t p_t]`` (seed 1's EntropyD; Gal's Max Entropy), nats."""
+    """Entropy of the MC mean, ``H[(1/T) sum_t p_t]`` (the MC-dropout-entropy paper's EntropyD; Gal's Max Entropy), nats."""
     p = check_probs(probs_N_T_C, 3, "probs_N_T_C")
     return to_base(_entropy_last_axis(p.mean(axis=1)), base)
 

@@ -1,4 +1,4 @@
-"""Data layer: real MNIST offline, SVHN with seed-1 preprocessing, UTKFace, 5' splicing, DEIMOS 1-D toy.
+"""Data layer: real MNIST offline, SVHN with the MC-dropout-entropy paper's preprocessing, UTKFace, 5' splicing, DEIMOS 1-D toy.
 
 One data directory (``data_dir()``: argument, else ``$MCAL_DATA_DIR``, else ``~/.cache/mcal``);
 missing files raise ``FileNotFoundError`` saying where they were looked for and how to get them;

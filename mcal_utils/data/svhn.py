@@ -1,4 +1,4 @@
-"""SVHN (cropped digits, 32x32) with seed 1's preprocessing (nealkafree/MonteCarloSampling).
+"""SVHN (cropped digits, 32x32) with the MC-dropout-entropy paper's preprocessing (nealkafree/MonteCarloSampling).
 
 Per file (``train_32x32.mat`` and ``test_32x32.mat``, each processed on its own):
 
@@ -6,7 +6,7 @@ Per file (``train_32x32.mat`` and ``test_32x32.mat``, each processed on its own)
    normalisation; tensor layout ``(N, 1, 32, 32)``; label 10 -> 0;
 2. class balancing: ``k`` = size of the smallest class; keep the FIRST ``k`` images of every
    class in file order (train: k = 4659 -> 46590 images; test: k = 1595 -> 15950);
-3. shuffle with ``torch.randperm(n, generator=torch.Generator().manual_seed(42))`` -- seed 1's
+3. shuffle with ``torch.randperm(n, generator=torch.Generator().manual_seed(42))`` -- the MC-dropout-entropy paper's
    ``prepare_data`` does this to both files;
 4. train only: first ``int(0.8 n)`` = train/pool (37272), the rest = fixed validation (9318).
 """
@@ -30,11 +30,11 @@ SVHN_MD5: dict[str, str] = {
     "train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
     "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3",
 }
-GREY_COEFFS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as seed 1
+GREY_COEFFS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as the MC-dropout-entropy paper's code
 SHUFFLE_SEED = 42
 TRAIN_FRACTION = 0.8
 # Per-class counts of digits 0..9 in the official files, as commonly tabulated (totals 73257 and
-# 26032 are the official sizes; the minima 4659 and 1595 give seed 1's 46590 and 15950).
+# 26032 are the official sizes; the minima 4659 and 1595 give the MC-dropout-entropy paper's 46590 and 15950).
 SVHN_TRAIN_COUNTS: tuple[int, ...] = (4948, 13861, 10585, 8497, 7458, 6882, 5727, 5595, 5045, 4659)
 SVHN_TEST_COUNTS: tuple[int, ...] = (1744, 5099, 4149, 2882, 2523, 2384, 1977, 2019, 1660, 1595)
 _HOW = ("Download it from http://ufldl.stanford.edu/housenumbers/ (cropped digits, format 2) into the "
@@ -43,7 +43,7 @@ _HOW = ("Download it from http://ufldl.stanford.edu/housenumbers/ (cropped digit
 
 @dataclass(frozen=True)
 class SVHN:
-    """Seed-1 SVHN: ``x_* (N, 1, 32, 32) float32`` in [0, 1], ``y_* (N,) int64`` in 0..9.
+    """SVHN as the MC-dropout-entropy paper prepared it: ``x_* (N, 1, 32, 32) float32`` in [0, 1], ``y_* (N,) int64`` in 0..9.
 
     ``x_train`` / ``x_val`` are the first 80 % / last 20 % of the shuffled balanced train file;
     ``x_test`` is the shuffled balanced test file. ``class_counts_*`` are the raw per-class counts
@@ -72,7 +72,7 @@ class Balanced:
 
 
 def balance_first_k(labels_N: np.ndarray, n_classes: int = 10) -> Balanced:
-    """Keep the first ``k = min class count`` indices of every class, in file order (seed 1).
+    """Keep the first ``k = min class count`` indices of every class, in file order (the MC-dropout-entropy paper).
 
     Every class in ``0..n_classes-1`` must occur; otherwise ``ValueError``.
     """
@@ -103,7 +103,7 @@ def greyscale(x_HWCN: np.ndarray, *, chunk: int = 8192) -> np.ndarray:
     coeffs = np.asarray(GREY_COEFFS, dtype=np.float64)
     for s in range(0, n, chunk):
         block = np.moveaxis(x_HWCN[..., s:s + chunk], 3, 0)          # (n, H, W, 3)
-        g = np.dot(block, coeffs)                                      # float64 (n, H, W), as seed 1
+        g = np.dot(block, coeffs)                                      # float64 (n, H, W), as the MC-dropout-entropy paper's code
         out[s:s + chunk, 0] = g.astype(np.float32) / np.float32(255)
     return out
 
@@ -114,18 +114,23 @@ def seed1_permutation(n: int, seed: int = SHUFFLE_SEED) -> np.ndarray:
 
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(X (32, 32, 3, N) uint8, y (N,) int64 in 0..9)`` from an SVHN ``.mat`` file; label 10 -> 0."""
+    """``(X (32, 32, 3, N) uint8, y (N,) int64 in 0..9)`` from an SVHN ``.mat`` file; label 10 -> 0.
+
+    Anything else (an unreadable file, images that are not 32 x 32 RGB) raises ``ValueError``
+    naming the file and what to do."""
     import scipy.io
 
     try:
         mat = scipy.io.loadmat(path, variable_names=("X", "y"))
-    except (ValueError, OSError, TypeError) as e:
-        raise ValueError(f"{path}: cannot read as a MATLAB file with keys X and y: {e}") from None
+    except Exception as e:  # noqa: BLE001 - scipy raises MatReadError, IndexError, ValueError, zlib errors ...
+        raise ValueError(f"{path}: cannot read as a MATLAB file with keys X and y ({type(e).__name__}: {e}); the "
+                         f"file is truncated or not an SVHN file. Delete it and download it again. {_HOW}") from None
     if "X" not in mat or "y" not in mat:
         raise ValueError(f"{path}: expected keys 'X' and 'y', found {sorted(k for k in mat if not k.startswith('__'))}")
     X, y = mat["X"], np.asarray(mat["y"]).reshape(-1)
-    if X.ndim != 4 or X.shape[2] != 3 or X.dtype != np.uint8:
-        raise ValueError(f"{path}: X must be (H, W, 3, N) uint8, got {X.shape} {X.dtype}")
+    if X.ndim != 4 or X.shape[:3] != (32, 32, 3) or X.dtype != np.uint8:
+        raise ValueError(f"{path}: X must be (32, 32, 3, N) uint8 (SVHN cropped digits, format 2), got "
+                         f"{X.shape} {X.dtype}. {_HOW}")
     if y.shape[0] != X.shape[3]:
         raise ValueError(f"{path}: {X.shape[3]} images but {y.shape[0]} labels")
     if y.size and (y.min() < 0 or y.max() > 10):
@@ -136,7 +141,7 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare_file(path: Path, *, shuffle_seed: int = SHUFFLE_SEED) -> tuple[np.ndarray, np.ndarray, Balanced]:
-    """Seed 1's ``prepare_data`` for one file: greyscale, balance (first k per class), shuffle."""
+    """The MC-dropout-entropy paper's ``prepare_data`` for one file: greyscale, balance (first k per class), shuffle."""
     X, y = read_svhn_mat(path)
     bal = balance_first_k(y)
     x = greyscale(X[..., bal.indices])
@@ -179,7 +184,7 @@ def svhn_file(name: str, data_dir=None, *, download: bool = True, verify: bool =
 
 def load_svhn(data_dir: str | os.PathLike | None = None, *, download: bool = True, verify: bool = True,
               progress: bool | None = None) -> SVHN:
-    """SVHN preprocessed exactly as seed 1 (module docstring).
+    """SVHN preprocessed exactly as the MC-dropout-entropy paper's code (module docstring).
 
     ``verify`` checks each file once against its official md5 (the result is remembered in
     ``<file>.md5``); pass ``verify=False`` for files that are not the official ones (test fixtures).
@@ -196,7 +201,7 @@ def load_svhn(data_dir: str | os.PathLike | None = None, *, download: bool = Tru
 
 
 def balancing_table(class_counts: tuple[int, ...] | np.ndarray) -> dict[str, object]:
-    """Seed 1's balancing arithmetic on per-class counts: k, kept, dropped, 80/20 split sizes."""
+    """The MC-dropout-entropy paper's balancing arithmetic on per-class counts: k, kept, dropped, 80/20 split sizes."""
     counts = np.asarray(class_counts, dtype=np.int64)
     if counts.ndim != 1 or counts.size == 0 or counts.min() <= 0:
         raise ValueError(f"class counts must be a 1-D array of positive integers, got {class_counts!r}")

@@ -23,6 +23,9 @@ from .utkface import load_utkface, utkface_files, UTKFACE_FOLDER
 TASK_NAMES: tuple[str, ...] = ("mnist", "mnist79", "mnist32", "rotated_mnist", "svhn", "utkface",
                                "splicing", "toy1d")
 KINDS = ("classification", "regression")
+#: ``pixel_scale`` of the MNIST tasks: ``"unit"`` = u / 255 in [0, 1] (ours), ``"raw"`` = the
+#: uint8 values 0-255 as float32 (how the DEIMOS code fed MNIST: no division, no normalisation).
+PIXEL_SCALES: tuple[str, ...] = ("unit", "raw")
 
 
 @dataclass(frozen=True)
@@ -130,26 +133,38 @@ def split_indices(n_total: int, test_fraction: float, n_val: int, rng: np.random
 # ------------------------------------------------------------------------------------------------
 # Task builders
 # ------------------------------------------------------------------------------------------------
-def _mnist_task(name, data_dir, rng, n_train=None, n_test=None, max_angle=45.0):
+def _pixels(u8_NHW: np.ndarray, pixel_scale: str) -> np.ndarray:
+    """``(N, H, W)`` uint8 -> ``(N, 1, H, W)`` float32 on the scale ``pixel_scale`` (:data:`PIXEL_SCALES`)."""
+    if pixel_scale == "unit":
+        return to_unit_float(u8_NHW)
+    return u8_NHW.astype(np.float32)[:, None]
+
+
+def _mnist_task(name, data_dir, rng, n_train=None, n_test=None, max_angle=45.0, pixel_scale="unit"):
+    if pixel_scale not in PIXEL_SCALES:
+        raise ValueError(f"pixel_scale must be one of {list(PIXEL_SCALES)} ('unit': [0, 1]; 'raw': 0-255 as "
+                         f"the DEIMOS code fed MNIST), got {pixel_scale!r}")
     u_tr, l_tr, u_te, l_te = mnist_uint8_shared(data_dir)  # select on uint8, convert only what is kept
     itr, ite = np.arange(len(l_tr)), np.arange(len(l_te))
     if name == "mnist79":
         itr, ite = np.flatnonzero(np.isin(l_tr, (7, 9))), np.flatnonzero(np.isin(l_te, (7, 9)))
     itr = itr[subsample_indices(len(itr), n_train, rng, "n_train")]
     ite = ite[subsample_indices(len(ite), n_test, rng, "n_test")]
-    xtr, xte = to_unit_float(u_tr[itr]), to_unit_float(u_te[ite])
+    xtr, xte = _pixels(u_tr[itr], pixel_scale), _pixels(u_te[ite], pixel_scale)
+    scale = "in [0, 1]" if pixel_scale == "unit" else "raw 0-255"
     ytr, yte = l_tr[itr].astype(np.int64), l_te[ite].astype(np.int64)
     if name == "mnist79":
         ytr, yte = (ytr == 9).astype(np.int64), (yte == 9).astype(np.int64)
     if name == "mnist":
         return Task(name, "classification", 10, xtr, ytr, xte, yte,
-                    description=f"MNIST digits 0-9, 28x28 in [0, 1]: {len(xtr)} train, {len(xte)} test.")
+                    description=f"MNIST digits 0-9, 28x28 {scale}: {len(xtr)} train, {len(xte)} test.")
     if name == "mnist79":
         return Task(name, "classification", 2, xtr, ytr, xte, yte,
-                    description=f"MNIST 7 vs 9 (DEIMOS): 7 -> 0, 9 -> 1; {len(xtr)} train/pool, {len(xte)} test.")
+                    description=(f"MNIST 7 vs 9 (DEIMOS), {scale}: 7 -> 0, 9 -> 1; {len(xtr)} train/pool, "
+                                 f"{len(xte)} test."))
     if name == "mnist32":
         return Task(name, "classification", 10, pad_images(xtr), ytr, pad_images(xte), yte,
-                    description=(f"MNIST 0-9 zero-padded to 32x32 (for the seed-1 CNN): {len(xtr)} train, "
+                    description=(f"MNIST 0-9 zero-padded to 32x32 (for the CNN of the MC-dropout-entropy paper), {scale}: {len(xtr)} train, "
                                  f"{len(xte)} test."))
     # rotated_mnist
     max_angle = float(max_angle)
@@ -159,7 +174,7 @@ def _mnist_task(name, data_dir, rng, n_train=None, n_test=None, max_angle=45.0):
     a_te = rng.uniform(-max_angle, max_angle, size=len(xte))
     return Task(name, "regression", None, rotate_images(xtr, a_tr), a_tr.astype(np.float32),
                 rotate_images(xte, a_te), a_te.astype(np.float32),
-                description=(f"Rotated MNIST: each digit rotated counter-clockwise by a uniform angle in "
+                description=(f"Rotated MNIST ({scale}): each digit rotated counter-clockwise by a uniform angle in "
                              f"[-{max_angle:g}, {max_angle:g}] degrees; target = the angle (degrees). "
                              f"{len(xtr)} train, {len(xte)} test."))
 
@@ -171,7 +186,7 @@ def _svhn_task(data_dir, rng, n_train=None, n_val=None, n_test=None, download=Tr
     ite = subsample_indices(len(s.x_test), n_test, rng, "n_test")
     return Task("svhn", "classification", 10, s.x_train[itr], s.y_train[itr], s.x_test[ite], s.y_test[ite],
                 x_val=s.x_val[iva], y_val=s.y_val[iva],
-                description=(f"SVHN, seed-1 preprocessing (greyscale /255, first {s.k_train} per class, seed-42 "
+                description=(f"SVHN, the MC-dropout-entropy paper's preprocessing (greyscale /255, first {s.k_train} per class, seed-42 "
                              f"shuffle, 80/20): {len(itr)} train/pool, {len(iva)} validation, {len(ite)} test."))
 
 
@@ -223,10 +238,10 @@ def _toy1d_task(rng, **kwargs):
 
 
 TASK_OPTIONS: dict[str, tuple[str, ...]] = {
-    "mnist": ("n_train", "n_test"),
-    "mnist79": ("n_train", "n_test"),
-    "mnist32": ("n_train", "n_test"),
-    "rotated_mnist": ("n_train", "n_test", "max_angle"),
+    "mnist": ("n_train", "n_test", "pixel_scale"),
+    "mnist79": ("n_train", "n_test", "pixel_scale"),
+    "mnist32": ("n_train", "n_test", "pixel_scale"),
+    "rotated_mnist": ("n_train", "n_test", "max_angle", "pixel_scale"),
     "svhn": ("n_train", "n_val", "n_test", "download", "verify"),
     "utkface": ("folder", "size", "grayscale", "on_malformed", "test_fraction", "n_val", "n_train", "n_test"),
     "splicing": ("path", "columns", "header", "test_fraction", "n_val", "n_train", "n_test"),
@@ -240,6 +255,7 @@ def load_task(name: str, *, data_dir: str | os.PathLike | None = None,
     angles and the toy data.
 
     Options (:data:`TASK_OPTIONS`): ``n_train``/``n_test``/``n_val`` subsample sizes (None/0 = all);
+    MNIST tasks: ``pixel_scale`` (:data:`PIXEL_SCALES`: ``"unit"`` [0, 1], default, or ``"raw"`` 0-255);
     ``rotated_mnist``: ``max_angle`` (45 degrees); ``svhn``: ``download``, ``verify`` (official md5);
     ``utkface``: ``folder``, ``size`` (64), ``grayscale``, ``on_malformed`` ("raise"/"skip"),
     ``test_fraction`` (0.1), ``n_val`` (50); ``splicing``: ``path``, ``columns``, ``header``,

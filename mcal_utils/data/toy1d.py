@@ -3,7 +3,7 @@
 A random tanh MLP ``1 -> 32 -> 32 -> 1`` with every weight and bias drawn N(0, 0.5^2) is the
 true function ``f``; inputs live in [-10, 10]; observations are ``f(x) + N(0, noise_std^2)``.
 
-Choices (the paper gives the sizes, not the sampling scheme; SEEDS_TECHNICAL.md section B):
+Choices (the paper gives the sizes, not the sampling scheme; docs/REFERENCES.md):
 
 * test: the 201-point grid ``linspace(-10, 10, 201)``, noise-free;
 * pool: 201 inputs uniform on [-10, 10], noisy targets;

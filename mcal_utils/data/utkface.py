@@ -97,3 +97,14 @@ def load_utkface(data_dir: str | os.PathLike | None = None, *, folder: str | os.
         files, ages = [files[i] for i in indices], ages[indices]
     return UTKFace(x=read_images(files, size=size, grayscale=grayscale), age=ages,
                    files=tuple(f.name for f in files))
+
+
+def utkface_missing(data_dir: str | os.PathLike | None = None, *, folder: str | os.PathLike | None = None) -> str | None:
+    """``None`` when ``folder`` (default ``<data_dir>/UTKFace``) holds well-named UTKFace images, else a
+    sentence saying what is missing, where it was looked for and how to get it (nothing is decoded)."""
+    folder = Path(folder).expanduser() if folder is not None else _data_dir(data_dir) / UTKFACE_FOLDER
+    try:
+        utkface_files(folder, on_malformed="skip")
+    except FileNotFoundError as err:
+        return str(err)
+    return None

@@ -4,15 +4,19 @@ An experiment (:class:`ExperimentConfig`) is a task, a model, a strategy and its
 sizes (initial set, acquisition size, number of steps), the training settings and a seed.
 :func:`run_experiment` runs it step by step; step ``s = 0 .. n_steps``:
 
-1. build the model afresh (seed derived from ``(seed, s)``) and fit it on the labelled set
-   ``L_s`` (best-validation checkpoint on the fixed validation set when the config asks);
+1. build the model afresh (initial weights from ``(seed, s)``, or with ``init="fixed"`` from
+   ``(seed, "init")``: one initial network per seed, as the MC-dropout-entropy paper's code) and
+   fit it on the labelled set ``L_s`` (best-validation checkpoint on the fixed validation set
+   when the config asks);
 2. evaluate on the test set (one deterministic pass, or the mean of ``eval_mc_samples`` MC passes);
-3. if ``s < n_steps``: score the pool (or a seeded subsample of ``n_candidates`` of it) with the
-   strategy and acquire ``acquisition_size`` points, ``L_{s+1} = L_s + picks``;
+3. if ``s < n_steps``: the strategy's ``Requirement`` computes its inputs from the model and the
+   candidates (the pool, or a seeded subsample of ``n_candidates`` of it); the strategy picks
+   ``acquisition_size`` points, ``L_{s+1} = L_s + picks`` (with ``tau_inv={"auto": f}``, tau^-1
+   is computed once from the step-0 model on the validation set first);
 4. write the step's record atomically to ``<run_dir>/steps/step_XXXX.json``.
 
-So a run has ``n_steps + 1`` points on its curve (seed 1: 36 steps, 37 points, budgets
-1000 ... 37000). ``budget`` = ``|L_s|``, the number of labelled training points.
+So a run has ``n_steps + 1`` points on its curve (the MC-dropout-entropy paper: 36 steps, 37
+points, budgets 1000 ... 37000). ``budget`` = ``|L_s|``, the number of labelled training points.
 
 Randomness. The split (validation set, pool, initial set, test subsample) derives from
 ``(task, task options, seed)`` only -- never from the strategy -- so every strategy of a seed
@@ -24,21 +28,23 @@ run killed at any point (even SIGKILL) and started again with the same config re
 last written step and produces exactly the records of an uninterrupted run (on CPU, same thread
 count), timings aside.
 
-Storage (a run directory)::
+Storage (a run directory, see :mod:`~mcal_utils.loop.storage`)::
 
-    config.json              {"format": 1, "config": ExperimentConfig.to_dict()}
-    split.json               the initial labelled indices and the sizes of the split
+    config.json              {"format": 2, "config": ExperimentConfig.to_dict(), "config_hash": ...}
+    split.json               the initial labelled indices, the sizes of the split, config_hash
     steps/step_0000.json     one record per completed step (see :func:`run_experiment`)
 
 Every file is written to a temporary name, fsynced and moved into place with ``os.replace``; a
 reader never sees a partial file. A config that differs from the stored one is refused with the
-list of differing fields.
+list of differing fields; a record or split of another config, records without a config and
+corrupt files are refused naming the file; a second process on a run directory fails at once
+(``RunDirBusy``, naming the PID that holds it).
 
 Grids (strategies x seeds) run on any ``concurrent.futures.Executor`` with :func:`run_grid`: a
-local process pool by default, ``client.get_executor()`` of a Dask ``distributed`` cluster to go
-beyond one machine (the run directories must then be on a shared file system). Threads of one
-process train one step at a time (training seeds torch's process-global RNG); use processes for
-parallelism. Finished runs are not resubmitted, so re-running a grid resumes it.
+local process pool by default (in a script: under ``if __name__ == "__main__":``),
+``client.get_executor()`` of a Dask ``distributed`` cluster to go beyond one machine (the run
+directories must then be on a shared file system). Threads of one process train one step at a
+time (training seeds torch's process-global RNG); use processes for parallelism. Finished runs are not resubmitted, so re-running a grid resumes it.
 :func:`load_results` reads one run or a whole grid into a long ``pandas.DataFrame``.
 
 Extension hook (tests, new data, new nets): ``task`` and ``model`` may be an import path
@@ -49,16 +55,30 @@ Extension hook (tests, new data, new nets): ``task`` and ``model`` may be an imp
 """
 from __future__ import annotations
 
-from .config import ExperimentConfig, config_diff, derive_seed
-from .grid import grid_configs, run_dir_for, run_grid
+from mcal_utils.acquisition import get_strategy
+from mcal_utils.acquisition.requirements import REQUIREMENTS as _REQUIREMENTS
+
+from .config import INIT_MODES, ExperimentConfig, config_diff, config_hash
+from .grid import WorkerDied, grid_configs, run_dir_for, run_grid
+from .registry import load_task_for
 from .run import RunResult, run_experiment
-from .split import INITIAL_MODES, REQUIRES, Split, get_strategy, load_task_for, make_split, validate
-from .storage import FORMAT_VERSION, atomic_write_text, code_fingerprint, load_results, read_records
+from .seeds import derive_seed
+from .split import INITIAL_MODES, Split, make_split
+from .step import (RunState, Selection, build_step_model, commit_step, evaluate_step, fit_step_model, make_record,
+                   open_run, resolve_tau_inv, run_step, select_step, step_seeds)
+from .storage import (FORMAT_VERSION, RunDirBusy, atomic_write_text, code_fingerprint, load_results, lock_run_dir,
+                      read_records)
+from .validation import validate
+
+#: The requirement kinds a strategy can declare (``acquisition.REQUIREMENTS``; kept for compatibility).
+REQUIRES: tuple[str, ...] = tuple(_REQUIREMENTS)
 
 __all__ = [
     "ExperimentConfig",
     "config_diff",
+    "config_hash",
     "derive_seed",
+    "step_seeds",
     "Split",
     "make_split",
     "validate",
@@ -73,7 +93,22 @@ __all__ = [
     "run_grid",
     "load_results",
     "atomic_write_text",
+    "lock_run_dir",
+    "RunDirBusy",
+    "WorkerDied",
+    "RunState",
+    "Selection",
+    "open_run",
+    "build_step_model",
+    "fit_step_model",
+    "evaluate_step",
+    "resolve_tau_inv",
+    "select_step",
+    "make_record",
+    "commit_step",
+    "run_step",
     "REQUIRES",
     "INITIAL_MODES",
+    "INIT_MODES",
     "FORMAT_VERSION",
 ]

@@ -1,16 +1,19 @@
-"""The experiment config: one frozen, JSON-serialisable dataclass, and the seed derivation."""
+"""The experiment config: one frozen, JSON-serialisable dataclass, its diff and its hash."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from .seeds import _is_int, derive_seed  # noqa: F401  (derive_seed: re-exported for compatibility)
 
-__all__ = ["ExperimentConfig", "config_diff", "derive_seed"]
+__all__ = ["ExperimentConfig", "config_diff", "config_hash", "derive_seed", "INIT_MODES"]
+
+#: ``ExperimentConfig.init``: a new initialisation at every step, or one per seed (the paper's code).
+INIT_MODES: tuple[str, ...] = ("per_step", "fixed")
 
 def _plain(value: Any, name: str) -> Any:
     """A JSON round-trip of ``value`` (tuples -> lists), refusing what JSON cannot hold."""
@@ -18,10 +21,6 @@ def _plain(value: Any, name: str) -> Any:
         return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name} must be plain JSON data (numbers, strings, lists, dicts): {err}") from None
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 @dataclass(frozen=True)
@@ -38,11 +37,20 @@ class ExperimentConfig:
     mc_samples: T, the MC-dropout passes for strategies that need them (J masks for DEIMOS,
         K for BatchBALD). n_candidates: score a seeded random subsample of this many pool points
         (None: the whole pool); for DEIMOS it is ``n_cand`` of ``deimos_sample`` (pool members
-        of X_samp). tau_inv: DEIMOS's tau^-1. strategy_options: extra keyword arguments of
-        ``Strategy.select``.
+        of X_samp). strategy_options: extra keyword arguments of ``Strategy.select`` (checked
+        against what the strategy accepts before training).
+    tau_inv: DEIMOS's tau^-1: a number, or ``{"auto": factor}`` (DEIMOS Appendix E): factor x the
+        mean MC-dropout variance of the step-0 model on the validation set (``mc_samples`` fresh
+        passes seeded from ``(seed, 0, "tau")``; see ``acquisition.auto_tau_inv``), computed once
+        and used unchanged at every step (read back from step 0's record on resume). Every record
+        stores the value used as ``tau_inv``. ``"auto"`` needs a validation set (``val_size > 0``).
+    init: ``"per_step"`` (a new initialisation at every step, seeded from ``(seed, step)``) or
+        ``"fixed"`` (one initial network per seed, seeded from ``(seed, "init")`` and reused
+        unchanged at every step and by every strategy: the MC-dropout-entropy paper's code calls
+        ``torch.manual_seed(42)`` before building every model).
     initial_size, initial: size of the initial labelled set and how it is drawn from the pool:
         ``"balanced"`` (``initial_size / n_classes`` per class, seeded), ``"random"`` (seeded),
-        ``"first"`` (the first points of the train split in file order, as seed 1 did).
+        ``"first"`` (the first points of the train split in file order, as the MC-dropout-entropy paper's code did).
     acquisition_size, n_steps: points per step and number of acquisition steps (the curve has
         ``n_steps + 1`` points).
     pool_size: draw the experiment (initial set + pool) from a seeded subsample of this many
@@ -72,12 +80,13 @@ class ExperimentConfig:
     test_size: int | None = None
     mc_samples: int = 50
     n_candidates: int | None = None
-    tau_inv: float | None = None
+    tau_inv: float | dict | None = None
     strategy_options: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     eval_mc_samples: int = 0
     task_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
+    init: str = "per_step"
 
     def __post_init__(self):
         train = self.train
@@ -98,10 +107,20 @@ class ExperimentConfig:
         object.__setattr__(self, "train", _plain(dict(train), "train"))
         for name in ("strategy_options", "task_options", "model_options"):
             object.__setattr__(self, name, _plain(dict(getattr(self, name)), name))
-        if self.tau_inv is not None:
+        if isinstance(self.tau_inv, Mapping):
+            from mcal_utils.acquisition.tau import check_tau_factor
+
+            if set(self.tau_inv) != {"auto"}:
+                raise ValueError(f"tau_inv as a dict must be {{'auto': factor}} (DEIMOS Appendix E), got "
+                                 f"{self.tau_inv!r}")
+            object.__setattr__(self, "tau_inv", {"auto": check_tau_factor(self.tau_inv["auto"])})
+        elif self.tau_inv is not None:
             if isinstance(self.tau_inv, bool) or not isinstance(self.tau_inv, (int, float)):
-                raise ValueError(f"tau_inv must be a number or None, got {self.tau_inv!r}")
+                raise ValueError(f"tau_inv must be a number, {{'auto': factor}} or None, got {self.tau_inv!r}")
             object.__setattr__(self, "tau_inv", float(self.tau_inv))
+        if self.init not in INIT_MODES:
+            raise ValueError(f"init must be one of {list(INIT_MODES)} ('per_step': a new initialisation at "
+                             f"every step; 'fixed': one per seed), got {self.init!r}")
         for name in ("seed", "initial_size", "acquisition_size", "n_steps", "mc_samples", "eval_mc_samples"):
             value = getattr(self, name)
             if not _is_int(value):
@@ -113,6 +132,11 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be an int or None, got {value!r}")
             if value is not None:
                 object.__setattr__(self, name, int(value))
+
+    @property
+    def tau_auto(self) -> float | None:
+        """The Appendix-E factor when ``tau_inv={"auto": factor}``, else None."""
+        return self.tau_inv["auto"] if isinstance(self.tau_inv, Mapping) else None
 
     @property
     def method(self) -> str:
@@ -160,26 +184,10 @@ def config_diff(a: ExperimentConfig | Mapping, b: ExperimentConfig | Mapping) ->
     return {k: (da.get(k), db.get(k)) for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)}
 
 
-# ---------------------------------------------------------------------------
-# seeds
-# ---------------------------------------------------------------------------
-def _key(part) -> int:
-    if isinstance(part, str):
-        return zlib.crc32(part.encode())
-    if _is_int(part) and part >= 0:
-        return int(part)
-    raise ValueError(f"seed keys must be strings or non-negative ints, got {part!r}")
-
-
-def derive_seed(seed: int, *keys) -> int:
-    """A seed in ``[0, 2**62)`` that depends only on ``seed`` and ``keys`` (strings or ints).
-
-    ``SeedSequence(seed, spawn_key=keys)``: independent streams for, e.g., ``("step", 3, "fit")``.
-    """
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    ss = np.random.SeedSequence(int(seed), spawn_key=tuple(_key(k) for k in keys))
-    return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(2))
+def config_hash(config: ExperimentConfig) -> str:
+    """sha256 (16 hex digits) of the canonical JSON of ``config``: binds records to their config."""
+    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _task_key(config: ExperimentConfig) -> str:

@@ -1,19 +1,36 @@
-"""Grids (strategies x seeds) on any ``concurrent.futures.Executor``, with progress from the run directories."""
+"""Grids (strategies x seeds) on any ``concurrent.futures.Executor``, with progress from the run directories.
+
+The local process pool (the default) is owned by :func:`run_grid`: its workers die with the parent
+(``prctl(PR_SET_PDEATHSIG)`` on Linux, a watchdog thread elsewhere), Ctrl-C cancels the queued runs
+and stops the workers at once, and a worker that dies (killed, out of memory) is reported with the
+run it was running while the other interrupted runs are resubmitted to a fresh pool (they resume
+from their last written step).
+"""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
+import signal
+import sys
+import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor, FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from .config import ExperimentConfig
-from .run import _progress_enabled, run_experiment
-from .split import load_task_for, validate
-from .storage import _STEP_FILE, _prepare_run_dir
+from .registry import load_task_for
+from .run import _log_enabled, _progress_enabled, emit_step_line, run_experiment
+from .storage import _STEP_FILE, check_run_dir
+from .validation import validate
 
-__all__ = ["grid_configs", "run_dir_for", "run_grid"]
+__all__ = ["grid_configs", "run_dir_for", "run_grid", "WorkerDied"]
+
+
+class WorkerDied(RuntimeError):
+    """A worker process of the grid's pool died while running a run."""
 
 
 # ---------------------------------------------------------------------------
@@ -39,17 +56,59 @@ def run_dir_for(root, config: ExperimentConfig) -> Path:
     return Path(root) / _safe(config.method) / f"seed_{config.seed}"
 
 
-def _count_steps(run_dir: Path) -> int:
+def _step_numbers(run_dir: Path) -> list[int]:
     try:
-        return sum(1 for p in (run_dir / "steps").iterdir() if _STEP_FILE.match(p.name))
+        return sorted(int(m.group(1)) for p in (run_dir / "steps").iterdir() if (m := _STEP_FILE.match(p.name)))
     except FileNotFoundError:
-        return 0
+        return []
 
 
-def _grid_job(config: ExperimentConfig, run_dir: str, data_dir, torch_threads) -> str:
-    """Worker entry point of :func:`run_grid` (module level: picklable)."""
-    run_experiment(config, run_dir, data_dir=data_dir, progress=False, torch_threads=torch_threads)
-    return run_dir
+# ---------------------------------------------------------------------------
+# worker processes
+# ---------------------------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Pool initializer: end this worker when ``parent_pid`` dies (SIGKILL included)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog below still works
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watchdog():
+        while True:
+            threading.Event().wait(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watchdog, name="mcal-parent-watchdog", daemon=True).start()
+
+
+def _grid_job(configs: tuple, run_dirs: tuple, data_dir, torch_threads) -> tuple:
+    """Worker entry point of :func:`run_grid` (module level: picklable): one run, or one lockstep
+    group (``loop.lockstep.run_group``) when given several aligned runs."""
+    if len(configs) == 1:
+        run_experiment(configs[0], run_dirs[0], data_dir=data_dir, progress=False, torch_threads=torch_threads,
+                       log=False)
+    else:
+        from .lockstep import run_group
+
+        run_group(configs, run_dirs, data_dir=data_dir, torch_threads=torch_threads, log=False)
+    return run_dirs
+
+
+def _unit_errors(unit, err: BaseException) -> list[tuple[Path, BaseException]]:
+    """The failed runs of a unit: a lockstep group names its own; otherwise every run of the unit."""
+    failures = getattr(err, "failures", None)
+    if isinstance(failures, dict) and failures:
+        return [(Path(d), e) for d, e in failures.items()]
+    return [(Path(d), err) for d in unit[1]]
 
 
 def _cpu_count() -> int:
@@ -59,23 +118,84 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _guard_spawned_import() -> None:
+    """A spawned worker re-imports the caller's script; a ``run_grid`` call at its top level would
+    start a pool inside every worker: stop with one line instead of a wall of tracebacks."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit(
+            "mcal run_grid: a worker process imported your script and reached run_grid() again. With the default "
+            "process pool, call run_grid under `if __name__ == \"__main__\":` in a script (not needed in a "
+            "notebook), or pass max_workers=0 / your own executor.")
+
+
+def _describe_exit(code) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _lock_holder(run_dir: Path) -> int | None:
+    try:
+        text = (run_dir / ".lock").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _new_pool(n_workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued runs and terminate the workers now (not after their current step)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=5)
+        if p.is_alive():  # pragma: no cover - a worker ignoring SIGTERM
+            p.kill()
+
+
 def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | None = None,
              max_workers: int | None = None, torch_threads: int | None = None, data_dir=None,
-             progress: bool | None = None, poll_s: float = 0.5) -> list[Path]:
+             progress: bool | None = None, poll_s: float = 0.5, log: bool | None = None,
+             lockstep: bool | None = None, lockstep_members: int | None = None) -> list[Path]:
     """Run every config in ``root/<method>/seed_<seed>`` on an executor; returns the run dirs.
 
-    Every config is validated (and its run directory checked) before anything trains.
+    Every config is validated (and its run directory checked: writable, no other experiment, no
+    records without a config) before anything trains.
     executor: any ``concurrent.futures.Executor`` (e.g. Dask ``client.get_executor()``; threads of
         one process run their steps one at a time, since training seeds torch's global RNG); None ->
         a local ``ProcessPoolExecutor`` (spawn) of ``max_workers`` processes (default: one per
         core, at most one per run); ``max_workers=0`` runs everything in this process.
+        **The default pool starts fresh Python processes that import your script**: in a script,
+        call ``run_grid`` under ``if __name__ == "__main__":`` (notebooks need nothing).
+        Its workers die with this process; Ctrl-C cancels the queued runs and stops the workers;
+        a worker that dies is reported with its run, and the other interrupted runs are resumed on
+        a fresh pool.
     torch_threads: torch threads per run (default: cores // workers for the local pool, 1 for a
         foreign executor, unchanged in-process).
     progress: one bar for the grid and one per run, fed by polling the run directories every
         ``poll_s`` seconds (None: only in an interactive terminal).
+    log: one line per completed step on stderr, ``"<method> seed <s>: step 3/10 acc=0.91 (12.3 s)"``
+        (None: when no bar is shown, stderr is not a terminal and not in a notebook).
+    lockstep: train aligned runs (same task, model, sizes and training settings) together, one
+        population fit per step (``loop.lockstep``; identical records); None: where it pays (on a
+        CUDA device). Each group (or slice of at most ``lockstep_members`` runs) is one task on the
+        executor.
     Runs that fail do not stop the others; afterwards a ``RuntimeError`` names them (the first
     error chained).
     """
+    _guard_spawned_import()
     configs = list(configs)
     if not configs:
         raise ValueError("run_grid needs at least one config")
@@ -89,66 +209,70 @@ def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | 
         if key not in tasks:
             tasks[key] = load_task_for(c, data_dir)
         validate(c, data_dir, task=tasks[key])
-        if (d / "config.json").exists():
-            _prepare_run_dir(d, c)  # refuses a different stored config now, not later in a worker
+        check_run_dir(d, c)  # refuses another experiment or orphaned records now, not later in a worker
     del tasks
     totals = [c.n_steps + 1 for c in configs]
 
     from tqdm.auto import tqdm
 
     show = _progress_enabled(progress)
+    lines = _log_enabled(log, show)
     grid_bar = tqdm(total=sum(totals), desc="grid", unit="step", disable=not show)
     bars = [tqdm(total=t, desc=f"{c.method} s{c.seed}", unit="step", disable=not show, leave=False,
                  position=i + 1) for i, (c, t) in enumerate(zip(configs, totals))]
-    done_steps = [0] * len(configs)
+    done_steps = [len(_step_numbers(d)) for d in dirs]
+    for i, n in enumerate(done_steps):
+        bars[i].update(min(n, totals[i]))
+        grid_bar.update(min(n, totals[i]))
 
     def refresh():
         for i, d in enumerate(dirs):
-            n = min(_count_steps(d), totals[i])
+            n = min(len(_step_numbers(d)), totals[i])
             if n > done_steps[i]:
+                if lines:
+                    for s in range(done_steps[i], n):
+                        try:
+                            rec = json.loads((d / "steps" / f"step_{s:04d}.json").read_text(encoding="utf-8"))
+                            emit_step_line(configs[i], rec)
+                        except (OSError, ValueError, KeyError):  # progress only: the run itself checks its files
+                            pass
                 bars[i].update(n - done_steps[i])
                 grid_bar.update(n - done_steps[i])
                 done_steps[i] = n
 
-    refresh()
     # finished runs (config already checked above) are not resubmitted
     todo = [(c, d) for i, (c, d) in enumerate(zip(configs, dirs)) if done_steps[i] < totals[i]]
+    from .lockstep import plan_units
+
+    units = plan_units(todo, lockstep, max_members=lockstep_members) if todo else []
     errors: list[tuple[Path, BaseException]] = []
-    own = None
+    data_arg = None if data_dir is None else str(data_dir)
     try:
-        if not todo:
+        if not units:
             pass
         elif executor is None and max_workers == 0:
-            for c, d in todo:
+            for unit in units:
                 try:
-                    run_experiment(c, d, data_dir=data_dir, progress=False, torch_threads=torch_threads)
+                    _grid_job(*unit, data_dir, torch_threads)
                 except Exception as err:  # noqa: BLE001 - reported below
-                    errors.append((d, err))
+                    errors.extend(_unit_errors(unit, err))
                 refresh()
+        elif executor is None:
+            n_workers = max(1, min(len(units), max_workers or _cpu_count()))
+            if torch_threads is None:
+                torch_threads = max(1, _cpu_count() // n_workers)
+            errors = _run_on_own_pool(units, n_workers, data_arg, torch_threads, refresh, poll_s)
         else:
-            if executor is None:
-                import multiprocessing
-
-                n_workers = max(1, min(len(todo), max_workers or _cpu_count()))
-                if torch_threads is None:
-                    torch_threads = max(1, _cpu_count() // n_workers)
-                own = executor = ProcessPoolExecutor(max_workers=n_workers,
-                                                     mp_context=multiprocessing.get_context("spawn"))
-            elif torch_threads is None:
+            if torch_threads is None:
                 torch_threads = 1
-            futures = {executor.submit(_grid_job, c, str(d), None if data_dir is None else str(data_dir),
-                                       torch_threads): d for c, d in todo}
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    err = fut.exception()
-                    if err is not None:
-                        errors.append((futures[fut], err))
-                refresh()
+            futures = {executor.submit(_grid_job, *unit, data_arg, torch_threads): unit for unit in units}
+            try:
+                errors = _collect(futures, refresh, poll_s)
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
     finally:
-        if own is not None:
-            own.shutdown(wait=True, cancel_futures=True)
         refresh()
         for b in bars:
             b.close()
@@ -157,3 +281,81 @@ def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | 
         names = ", ".join(f"{d} ({type(e).__name__}: {e})" for d, e in errors)
         raise RuntimeError(f"{len(errors)} of {len(configs)} runs failed: {names}") from errors[0][1]
     return dirs
+
+
+def _collect(futures: dict, refresh, poll_s: float) -> list[tuple[Path, BaseException]]:
+    errors = []
+    pending = set(futures)
+    while pending:
+        finished, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            err = fut.exception()
+            if err is not None:
+                errors.extend(_unit_errors(futures[fut], err))
+        refresh()
+    return errors
+
+
+def _pool_failed(unit) -> list[tuple[Path, BaseException]]:
+    return [(d, WorkerDied(f"the worker pool broke before running {c.method} seed {c.seed} ({d}). If you run a "
+                           f"script, call run_grid under `if __name__ == \"__main__\":` (spawned workers import "
+                           f"the script); otherwise see the worker output above, or use max_workers=0"))
+            for c, d in zip(*unit)]
+
+
+def _run_on_own_pool(units, n_workers, data_arg, torch_threads, refresh, poll_s):
+    """Run ``units`` on our own spawn pool; after a worker death, report its runs and resubmit the others."""
+    errors: list[tuple[Path, BaseException]] = []
+    todo = list(units)
+    for _attempt in range(len(units) + 1):
+        if not todo:
+            break
+        pool = _new_pool(min(n_workers, len(todo)))
+        workers: dict = {}
+        try:
+            futures = {pool.submit(_grid_job, *unit, data_arg, torch_threads): unit for unit in todo}
+            workers.update(getattr(pool, "_processes", None) or {})
+            pending = set(futures)
+            broken = []
+            while pending:
+                finished, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
+                workers.update(getattr(pool, "_processes", None) or {})
+                for fut in finished:
+                    err = fut.exception()
+                    if isinstance(err, BrokenProcessPool):
+                        broken.append(futures[fut])
+                    elif err is not None:
+                        errors.extend(_unit_errors(futures[fut], err))
+                refresh()
+        except BaseException:  # Ctrl-C and friends: stop now, do not start queued runs
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
+        todo = []
+        if not broken:
+            break
+        dead = {pid: p.exitcode for pid, p in workers.items()
+                if p.exitcode is not None and p.exitcode not in (0, -signal.SIGTERM)}
+        retry = []
+        for unit in broken:
+            holders = {_lock_holder(d) for d in unit[1]} & set(dead)
+            if not holders:
+                retry.append(unit)
+                continue
+            for c, d in zip(*unit):
+                holder = _lock_holder(d)
+                if holder in dead:
+                    errors.append((d, WorkerDied(
+                        f"worker process PID {holder} died ({_describe_exit(dead[holder])}) while running {c.method} "
+                        f"seed {c.seed} in {d}; the run resumes from its last written step when the grid is run "
+                        f"again")))
+                else:  # a run of the same lockstep group not yet started: report it with its group
+                    errors.append((d, WorkerDied(f"the worker running the lockstep group of {d} died")))
+        if len(retry) == len(broken):  # no run was on a dead worker: the pool itself failed (e.g. at spawn)
+            for unit in retry:
+                errors.extend(_pool_failed(unit))
+            retry = []
+        todo = retry
+    for unit in todo:  # pragma: no cover - retries exhausted
+        errors.extend(_pool_failed(unit))
+    return errors

@@ -1,93 +1,20 @@
-"""Names -> objects (tasks, models, strategies), the split of a (task, seed), and input validation.
+"""The split of a (task, seed): validation set, pool, initial labelled set and test subsample.
 
-The split (validation set, pool, initial labelled set, test subsample) derives from the task, its options,
-the seed and the size options only, never from the strategy."""
+It derives from the task, its options, the seed and the size options only, never from the
+strategy: every strategy of a seed starts from the same initial set and checkpoints on the same
+validation set."""
 from __future__ import annotations
 
-import functools
-import importlib
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ExperimentConfig, _task_key, derive_seed
+from .config import ExperimentConfig, _task_key
+from .seeds import derive_seed
 
-__all__ = ["Split", "make_split", "validate", "get_strategy", "load_task_for", "REQUIRES", "INITIAL_MODES"]
+__all__ = ["Split", "make_split", "INITIAL_MODES"]
 
-#: The inputs a strategy can ask for (``Strategy.requires``), see ``mcal_utils.acquisition``.
-REQUIRES: tuple[str, ...] = ("nothing", "probs_N_C", "probs_N_T_C", "log_probs_N_K_C", "preds_N_T",
-                             "fixed_J_S", "features")
 INITIAL_MODES: tuple[str, ...] = ("balanced", "random", "first")
-_CLASSIFICATION_ONLY = ("probs_N_C", "probs_N_T_C", "log_probs_N_K_C")
-
-
-# ---------------------------------------------------------------------------
-# tasks, models, strategies
-# ---------------------------------------------------------------------------
-def _import_path(path: str, what: str):
-    module, _, attr = path.partition(":")
-    try:
-        obj = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"cannot import {what} factory {path!r}: {err}") from None
-    if not callable(obj):
-        raise ValueError(f"{what} factory {path!r} is not callable")
-    return obj
-
-
-def _check_registered(name: str, kind: str) -> None:
-    """``kind`` is "task" or "model": a registered name, or an importable ``module:factory`` path."""
-    if ":" in name:
-        _import_path(name, kind)
-        return
-    from mcal_utils import data, models
-
-    valid, label = (data.TASK_NAMES, "task/dataset") if kind == "task" else (models.MODEL_NAMES, "model")
-    if name not in valid:
-        raise ValueError(f"unknown {label} {name!r}; valid: {list(valid)} (or an import path 'module:factory')")
-
-
-def get_strategy(name: str):
-    """``acquisition.STRATEGIES[name]``; unknown names raise ``ValueError`` listing the valid ones."""
-    from mcal_utils import acquisition
-
-    if name not in acquisition.STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; valid: {sorted(acquisition.STRATEGIES)}")
-    strategy = acquisition.STRATEGIES[name]
-    if strategy.requires not in REQUIRES:
-        raise ValueError(f"strategy {name!r} requires {strategy.requires!r}, which the loop does not know; "
-                         f"known: {list(REQUIRES)}")
-    return strategy
-
-
-@functools.lru_cache(maxsize=2)
-def _load_task_cached(task: str, options_json: str, data_dir: str | None):
-    options = json.loads(options_json)
-    random_state = options.pop("random_state", 0)
-    if ":" in task:
-        factory = _import_path(task, "task")
-        return factory(data_dir=data_dir, random_state=random_state, **options)
-    from mcal_utils import data
-
-    return data.load_task(task, data_dir=data_dir, random_state=random_state, **options)
-
-
-def load_task_for(config: ExperimentConfig, data_dir=None):
-    """The ``Task`` of ``config`` (cached per process: a grid's runs share one copy)."""
-    _check_registered(config.task, "task")
-    return _load_task_cached(config.task, json.dumps(config.task_options, sort_keys=True),
-                             None if data_dir is None else str(data_dir))
-
-
-def _build_model(config: ExperimentConfig, seed: int):
-    if ":" in config.model:
-        return _import_path(config.model, "model")(seed=seed, **config.model_options)
-    from mcal_utils import models
-
-    return models.build_model(config.model, seed=seed, **config.model_options)
 
 
 # ---------------------------------------------------------------------------
@@ -198,70 +125,3 @@ def make_split(config: ExperimentConfig, task) -> Split:
     else:
         test = _choice_sorted(rng, np.arange(n_test, dtype=np.int64), config.test_size)
     return Split(initial=initial, pool=pool, val=val, val_from_task=has_val, test=test)
-
-
-# ---------------------------------------------------------------------------
-# validation
-# ---------------------------------------------------------------------------
-def _check_static(config: ExperimentConfig) -> None:
-    """Checks that need no data: names, signs, choices."""
-    get_strategy(config.strategy)
-    _check_registered(config.task, "task")
-    _check_registered(config.model, "model")
-    for name in ("initial_size", "acquisition_size", "mc_samples"):
-        if getattr(config, name) <= 0:
-            raise ValueError(f"{name} must be > 0, got {getattr(config, name)}")
-    for name in ("pool_size", "test_size", "n_candidates"):
-        value = getattr(config, name)
-        if value is not None and value <= 0:
-            raise ValueError(f"{name} must be > 0 or None, got {value}")
-    if config.n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {config.n_steps}")
-    if config.val_size is not None and config.val_size < 0:
-        raise ValueError(f"val_size must be >= 0 or None, got {config.val_size}")
-    if config.eval_mc_samples < 0:
-        raise ValueError(f"eval_mc_samples must be >= 0 (0: deterministic), got {config.eval_mc_samples}")
-    if config.seed < 0:
-        raise ValueError(f"seed must be >= 0, got {config.seed}")
-    if config.initial not in INITIAL_MODES:
-        raise ValueError(f"unknown initial={config.initial!r}; valid: {list(INITIAL_MODES)}")
-    if config.n_candidates is not None and config.acquisition_size > config.n_candidates:
-        raise ValueError(f"acquisition_size={config.acquisition_size} is larger than n_candidates="
-                         f"{config.n_candidates}")
-    tc = config.train_config()
-    if tc.checkpoint == "best_val" and config.val_size == 0:
-        raise ValueError("train checkpoint='best_val' needs a validation set; val_size=0 gives none "
-                         "(use checkpoint='last')")
-    strategy = get_strategy(config.strategy)
-    if strategy.requires == "fixed_J_S" and config.tau_inv is None:
-        raise ValueError(f"strategy {config.strategy!r} needs tau_inv (DEIMOS's tau^-1)")
-    if strategy.requires == "fixed_J_S" and config.n_candidates is None:
-        raise ValueError(f"strategy {config.strategy!r} needs n_candidates (the pool members of X_samp)")
-
-
-def validate(config: ExperimentConfig, data_dir=None, task=None) -> Split:
-    """Check ``config`` before any training; returns its :class:`Split`.
-
-    Raises ``ValueError`` for unknown strategies, tasks or models (listing the valid ones),
-    non-positive sizes, budgets larger than the pool, a strategy that does not fit the task
-    kind, and training settings that ``TrainConfig`` refuses.
-    """
-    _check_static(config)
-    if task is None:
-        task = load_task_for(config, data_dir)
-    strategy = get_strategy(config.strategy)
-    if task.kind == "regression" and strategy.requires in _CLASSIFICATION_ONLY:
-        raise ValueError(f"strategy {config.strategy!r} ({strategy.requires}) needs a classification task; "
-                         f"{config.task!r} is a regression task")
-    if task.kind == "classification" and strategy.requires == "preds_N_T":
-        raise ValueError(f"strategy {config.strategy!r} (preds_N_T) is for regression; {config.task!r} is a "
-                         f"classification task")
-    split = make_split(config, task)
-    if strategy.requires == "fixed_J_S" and config.n_candidates:
-        # DEIMOS draws its candidates from the pool at every acquiring step; check the last one now
-        last_pool = len(split.pool) - (config.n_steps - 1) * config.acquisition_size
-        if config.n_candidates > last_pool:
-            raise ValueError(f"n_candidates={config.n_candidates} exceeds the pool left at the last acquiring "
-                             f"step ({last_pool} = pool {len(split.pool)} - {config.n_steps - 1} x "
-                             f"{config.acquisition_size}); lower n_candidates or the number of steps")
-    return split

@@ -1,61 +1,98 @@
-"""Run directories on disk: atomic writes, the stored config, step records, and results loading.
+"""Run directories on disk: one atomic writer, an exclusive lock, records bound to their config.
 
 Layout of a run directory::
 
-    config.json              {"format": 1, "config": ExperimentConfig.to_dict()}
-    split.json               the initial labelled indices and the sizes of the split
-    steps/step_XXXX.json     one record per completed step"""
+    config.json              {"format": 2, "config": ExperimentConfig.to_dict(), "config_hash": ...}
+    split.json               the initial labelled indices, the sizes of the split, config_hash
+    steps/step_XXXX.json     one record per completed step (config_hash among its fields)
+    .lock                    the lock file (``fcntl.flock``; holds the PID of the owner)
+
+Nothing is ever adopted silently: every record and ``split.json`` carry the hash of the config
+that wrote them (:func:`~mcal_utils.loop.config.config_hash`) and every read checks it; a
+``steps/`` folder or ``split.json`` without ``config.json`` is refused; a second process on the
+same run directory fails fast naming the PID that holds it; ``config.json`` is created
+exclusively; a corrupt file is refused naming the file and what to do.
+"""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
-from .config import ExperimentConfig, config_diff
+from mcal_utils.data._files import remove_stale_parts, write_text_atomic
 
-__all__ = ["atomic_write_text", "read_records", "load_results", "FORMAT_VERSION"]
+from .config import ExperimentConfig, config_diff, config_hash
 
-FORMAT_VERSION = 1
+__all__ = ["atomic_write_text", "read_records", "load_results", "FORMAT_VERSION", "RunDirBusy", "lock_run_dir",
+           "check_run_dir", "open_run_dir", "read_json", "write_json", "write_record", "code_fingerprint",
+           "RECORD_KEYS"]
+
+FORMAT_VERSION = 2
 _STEP_FILE = re.compile(r"^step_(\d{4,})\.json$")
+#: Fields every step record has (records may carry more, e.g. ``n_samp`` for DEIMOS).
+RECORD_KEYS = ("step", "budget", "metrics", "acquired", "scores", "dropout_rates", "best_epoch", "best_val_metric",
+               "n_pool", "timings", "config_hash", "tau_inv")
+
+#: The package's atomic text writer (``mcal_utils.data._files.write_text_atomic``): a temporary
+#: ``.<name>.*.part`` file, fsync, ``os.replace`` (or an exclusive link), fsync of the folder.
+atomic_write_text = write_text_atomic
+
+
+class RunDirBusy(RuntimeError):
+    """Another process holds the run directory's lock."""
 
 
 # ---------------------------------------------------------------------------
 # files
 # ---------------------------------------------------------------------------
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part.
+def write_json(path, obj, *, exclusive: bool = False) -> None:
+    """``obj`` as indented, key-sorted JSON, atomically (``exclusive``: fail if ``path`` exists)."""
+    atomic_write_text(Path(path), json.dumps(obj, indent=1, sort_keys=True, allow_nan=False), exclusive=exclusive)
 
-    tmp file in the same directory + flush + fsync + ``os.replace`` (+ fsync of the directory).
-    """
+
+def read_json(path, remedy: str):
+    """The JSON in ``path``; a corrupt file -> ``ValueError`` naming it and ``remedy`` (what to do)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is corrupt (not valid JSON: {err}); it was truncated or overwritten. "
+                         f"{remedy}") from None
 
 
-def _write_json(path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True))
+_STEP_REMEDY = "Delete it and every later step file of this run, then run the experiment again to recompute them."
 
 
-def read_records(run_dir) -> list[dict]:
-    """The completed step records of a run, in step order (contiguous from step 0)."""
-    steps = Path(run_dir) / "steps"
+def _read_record(path: Path, step: int, expected_hash: str | None) -> dict:
+    rec = read_json(path, _STEP_REMEDY)
+    if not isinstance(rec, dict):
+        raise ValueError(f"{path} is not a step record (a JSON object expected). {_STEP_REMEDY}")
+    missing = [k for k in RECORD_KEYS if k not in rec]
+    if missing:
+        raise ValueError(f"{path} is not a complete step record: missing {missing} (an older format or an edited "
+                         f"file). {_STEP_REMEDY}")
+    if rec["step"] != step:
+        raise ValueError(f"{path} holds step {rec['step']}, expected {step}. {_STEP_REMEDY}")
+    if expected_hash is not None and rec["config_hash"] != expected_hash:
+        raise ValueError(f"{path} was written by another experiment (config hash {rec['config_hash']}, this run's "
+                         f"config.json has {expected_hash}): refusing to mix runs. {_STEP_REMEDY}")
+    return rec
+
+
+def read_records(run_dir, expected_hash: str | None = None) -> list[dict]:
+    """The completed step records of a run, in step order (contiguous from step 0).
+
+    Every record must carry ``config_hash`` equal to ``expected_hash`` (default: the hash of the
+    run's ``config.json``);
+    a record of another config, a corrupt or incomplete file, a gap, or step files without a
+    ``config.json`` raise ``ValueError`` naming the file.
+    """
+    run_dir = Path(run_dir)
+    steps = run_dir / "steps"
     if not steps.is_dir():
         return []
     found = {}
@@ -63,35 +100,155 @@ def read_records(run_dir) -> list[dict]:
         m = _STEP_FILE.match(p.name)
         if m:
             found[int(m.group(1))] = p
+    if not found:
+        return []
+    if expected_hash is None:
+        expected_hash = config_hash(read_config(run_dir))
     records = []
     for s in range(len(found)):
         if s not in found:
-            raise ValueError(f"{steps}: step files are not contiguous (step {s} missing, "
-                             f"found {sorted(found)})")
-        with open(found[s], encoding="utf-8") as fh:
-            rec = json.load(fh)
-        if rec.get("step") != s:
-            raise ValueError(f"{found[s]} holds step {rec.get('step')}, expected {s}")
-        records.append(rec)
+            raise ValueError(f"{steps}: step files are not contiguous (step {s} missing, found {sorted(found)}); "
+                             f"delete the step files after step {s - 1} and run again")
+        records.append(_read_record(found[s], s, expected_hash))
     return records
 
 
-def _prepare_run_dir(run_dir: Path, config: ExperimentConfig) -> None:
-    """Create ``run_dir`` with ``config.json``, or check that the stored config is ``config``."""
+def write_record(run_dir, rec: dict) -> None:
+    """Write a step record (it must have every :data:`RECORD_KEYS` field) atomically."""
+    missing = [k for k in RECORD_KEYS if k not in rec]
+    if missing:
+        raise ValueError(f"step record misses {missing}")
+    write_json(Path(run_dir) / "steps" / f"step_{rec['step']:04d}.json", rec)
+
+
+# ---------------------------------------------------------------------------
+# the stored config and the run directory
+# ---------------------------------------------------------------------------
+def read_config(run_dir) -> ExperimentConfig:
+    """The config stored in ``run_dir/config.json``; ``ValueError`` naming the file when it is missing
+    (while step files exist), corrupt, of another format or not a valid config."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise ValueError(f"{run_dir} holds step records or a split but no config.json: nothing says which experiment "
+                         f"wrote them, refusing to adopt them. Delete {run_dir} (or restore its config.json).")
+    remedy = f"Delete {run_dir} (its records cannot be attributed) and run again."
+    stored = read_json(path, remedy)
+    if not isinstance(stored, dict) or "config" not in stored:
+        raise ValueError(f"{path} is not a run config (no 'config' field). {remedy}")
+    if stored.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path} has format {stored.get('format')!r}, this version reads format {FORMAT_VERSION} "
+                         f"(records bound to their config). {remedy}")
+    try:
+        config = ExperimentConfig.from_dict(stored["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path} holds an invalid config ({err}). {remedy}") from None
+    if stored.get("config_hash") != config_hash(config):
+        raise ValueError(f"{path}: its config_hash {stored.get('config_hash')!r} does not match its config "
+                         f"({config_hash(config)}): the file was edited. {remedy}")
+    return config
+
+
+def _writable(run_dir: Path) -> None:
+    probe = run_dir
+    while not probe.exists():
+        probe = probe.parent
+    targets = [probe] + ([run_dir / "steps"] if (run_dir / "steps").is_dir() else [])
+    for t in targets:
+        if not os.access(t, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write results under {t} (read-only); choose a writable run directory "
+                                  f"or fix its permissions")
+
+
+def check_run_dir(run_dir, config: ExperimentConfig) -> None:
+    """Read-only checks of ``run_dir`` for ``config``, before training: writable, and either new or
+    holding this very config (not another one, not records without a config)."""
+    run_dir = Path(run_dir)
+    _writable(run_dir)
+    has_records = (run_dir / "split.json").exists() or (
+        (run_dir / "steps").is_dir() and any(_STEP_FILE.match(p.name) for p in (run_dir / "steps").iterdir()))
+    if not (run_dir / "config.json").exists():
+        if has_records:
+            read_config(run_dir)  # raises: records without a config
+        return
+    stored = read_config(run_dir)
+    diff = config_diff(stored, config)
+    if diff:
+        lines = "; ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"run directory {run_dir} holds a different experiment, refusing to mix them. "
+                         f"Fields that differ: {lines}. Use another directory (or delete this one).")
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir) -> Iterator[Path]:
+    """Hold an exclusive lock on ``run_dir`` (created if needed) for the ``with`` block.
+
+    ``fcntl.flock`` on ``run_dir/.lock`` (released by the OS when the holder dies, SIGKILL
+    included); a held lock raises :class:`RunDirBusy` at once, naming the holder's PID.
+    A no-op where ``fcntl`` does not exist.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        yield run_dir
+        return
+    path = run_dir / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunDirBusy(f"run directory {run_dir} is in use by PID {holder} (lock {path}); wait for that run "
+                             f"to finish or stop it, then run again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield run_dir
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def open_run_dir(run_dir, config: ExperimentConfig) -> str:
+    """Under the lock: check ``run_dir`` (:func:`check_run_dir`), create ``config.json`` exclusively if
+    new, create ``steps/``, remove temporary files left by a killed writer; returns the config hash."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, config)
+    h = config_hash(config)
     cfg_path = run_dir / "config.json"
-    if cfg_path.exists():
-        with open(cfg_path, encoding="utf-8") as fh:
-            stored = json.load(fh)
-        stored_cfg = stored.get("config", {})
-        diff = config_diff(stored_cfg, config)
-        if diff:
-            lines = "; ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"run directory {run_dir} holds a different experiment, refusing to mix them. "
-                             f"Fields that differ: {lines}. Use another directory (or delete this one).")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(cfg_path, {"format": FORMAT_VERSION, "config": config.to_dict()})
+    if not cfg_path.exists():
+        try:
+            write_json(cfg_path, {"format": FORMAT_VERSION, "config": config.to_dict(), "config_hash": h},
+                       exclusive=True)
+        except FileExistsError:  # created by a writer outside the lock protocol: check it instead
+            check_run_dir(run_dir, config)
     (run_dir / "steps").mkdir(exist_ok=True)
+    for folder in (run_dir, run_dir / "steps"):
+        remove_stale_parts(folder)
+        for legacy in folder.glob(".*.tmp"):  # temporary names of earlier versions
+            legacy.unlink(missing_ok=True)
+    return h
+
+
+def check_split(run_dir, split_info: dict, h: str) -> None:
+    """Write ``split.json`` (new run) or check it against ``split_info`` and the config hash ``h``."""
+    path = Path(run_dir) / "split.json"
+    if not path.exists():
+        write_json(path, {**split_info, "config_hash": h})
+        return
+    stored = read_json(path, f"Delete {path} (it is rebuilt from the config) and run again.")
+    if not isinstance(stored, dict) or stored.get("config_hash") != h:
+        raise ValueError(f"{path} was written by another experiment (config hash "
+                         f"{stored.get('config_hash') if isinstance(stored, dict) else None!r}, expected {h}): "
+                         f"refusing to mix runs. Delete {Path(run_dir)} and run again.")
+    if {k: v for k, v in stored.items() if k != "config_hash"} != split_info:
+        raise ValueError(f"{path} does not match the split of this config (data changed?); delete {Path(run_dir)} "
+                         f"to recompute the run")
 
 
 # ---------------------------------------------------------------------------
@@ -103,29 +260,42 @@ def _run_dirs(path: Path) -> list[Path]:
     return sorted(p.parent for p in path.rglob("config.json"))
 
 
-def load_results(path, *, with_timings: bool = True):
+def load_results(path, *, with_timings: bool = True, errors: str = "raise"):
     """Every step of one run directory or of all runs under a grid directory, as a long
     ``pandas.DataFrame``: one row per (run, step) with ``method, strategy, seed, step, budget``,
     one column per test metric (``accuracy`` or ``mse``, ``rmse``), ``n_acquired_this_step``,
     ``acquired_total`` (``budget - initial_size``: the x-axis of DEIMOS's "points acquired"),
-    ``best_epoch``, ``dropout_rates`` (list) and, with ``with_timings``, the timings
+    ``best_epoch``, ``dropout_rates`` (list), ``tau_inv`` and, with ``with_timings``, the timings
     (``train_s, eval_s, select_s, step_s``). Sorted by method, seed, step.
+
+    errors: a run with a corrupt, foreign or incomplete file -> ``"raise"`` a ``ValueError`` naming
+    the file, or ``"warn"``: skip that run with a ``RuntimeWarning`` naming it.
     """
+    import warnings
+
     import pandas as pd
 
+    if errors not in ("raise", "warn"):
+        raise ValueError(f"errors must be 'raise' or 'warn', got {errors!r}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no results at {path}")
     rows = []
     for d in _run_dirs(path):
-        with open(d / "config.json", encoding="utf-8") as fh:
-            cfg = ExperimentConfig.from_dict(json.load(fh)["config"])
-        for rec in read_records(d):
+        try:
+            cfg = read_config(d)
+            records = read_records(d, config_hash(cfg))
+        except ValueError as err:
+            if errors == "raise":
+                raise
+            warnings.warn(f"skipping run {d}: {err}", RuntimeWarning, stacklevel=2)
+            continue
+        for rec in records:
             row = dict(method=cfg.method, strategy=cfg.strategy, seed=cfg.seed, step=rec["step"],
                        budget=rec["budget"], **rec["metrics"], n_acquired_this_step=len(rec["acquired"]),
                        acquired_total=rec["budget"] - cfg.initial_size,
-                       best_epoch=rec["best_epoch"], dropout_rates=rec["dropout_rates"], task=cfg.task,
-                       model=cfg.model, run_dir=str(d))
+                       best_epoch=rec["best_epoch"], dropout_rates=rec["dropout_rates"], tau_inv=rec["tau_inv"],
+                       task=cfg.task, model=cfg.model, run_dir=str(d))
             if with_timings:
                 row.update(rec["timings"])
             rows.append(row)

@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcal_utils.acquisition import top_k
 from mcal_utils.acquisition.uncertainty import predictive_entropy
 
 # the package re-exports the function ``bald``, which shadows the submodule attribute
@@ -232,3 +233,142 @@ def test_batchbald_candidate_ties_go_to_the_lowest_index_whatever_their_order():
     log_probs_N_K_C = np.log(np.stack([probs_K_C] * 4))  # four identical points: all scores tie
     for candidates in ([3, 1, 2], [1, 2, 3], [2, 3, 1]):
         assert batchbald(log_probs_N_K_C, 1, candidates=np.array(candidates)).indices.tolist() == [1]
+
+
+# ---------------------------------------------------------------------------
+# power sampling / power BALD (Kirsch et al. 2023)
+# ---------------------------------------------------------------------------
+def _plackett_luce_first_two(w):
+    """P(first = i, second = j) of successive draws without replacement, weights w."""
+    W = w.sum()
+    return {(i, j): w[i] / W * w[j] / (W - w[i]) for i in range(len(w)) for j in range(len(w)) if i != j}
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 3.0])
+def test_power_sample_matches_plackett_luce(beta):
+    # the first two draws of 20000 seeded calls against the exact sequential-sampling probabilities
+    s = np.array([0.05, 0.2, 0.5, 1.0, 2.0])
+    w = s ** beta
+    n = 20000
+    counts = {}
+    for r in range(n):
+        i, j = B.power_sample(s, 2, beta=beta, random_state=r).indices
+        counts[(i, j)] = counts.get((i, j), 0) + 1
+    exact = _plackett_luce_first_two(w)
+    obs = np.array([counts.get(key, 0) for key in exact])
+    exp = np.array(list(exact.values())) * n
+    keep = exp >= 5  # chi-square on cells with enough mass; the rest pooled
+    chi2 = (((obs[keep] - exp[keep]) ** 2) / exp[keep]).sum()
+    pooled_o, pooled_e = obs[~keep].sum(), exp[~keep].sum()
+    if pooled_e > 0:
+        chi2 += (pooled_o - pooled_e) ** 2 / pooled_e
+    dof = int(keep.sum()) + int(pooled_e > 0) - 1
+    from scipy.stats import chi2 as chi2_dist
+
+    assert chi2_dist.sf(chi2, dof) > 1e-3, (chi2, dof)
+    # and the first pick's marginal within 4 standard errors of w / sum(w)
+    first = np.bincount([i for (i, _), c in counts.items() for _ in range(c)], minlength=len(s)) / n
+    p = w / w.sum()
+    assert np.all(np.abs(first - p) < 4 * np.sqrt(p * (1 - p) / n) + 1e-12)
+
+
+def test_power_sample_score_zero_comes_last_uniformly():
+    s = np.array([0.0, 1.0, 0.0, 0.0, 3.0])
+    firsts = []
+    for r in range(3000):
+        b = B.power_sample(s, 5, beta=1.0, random_state=r)
+        assert set(b.indices[:2]) == {1, 4}
+        firsts.append(b.indices[2])
+    freq = np.bincount(firsts, minlength=5)[[0, 2, 3]] / 3000
+    np.testing.assert_allclose(freq, 1 / 3, atol=0.04)
+
+
+@st.composite
+def _scores_k_seed(draw):
+    n = draw(st.integers(1, 40))
+    s = np.array(draw(st.lists(st.floats(0.0, 1e3, allow_nan=False), min_size=n, max_size=n)))
+    k = draw(st.integers(0, n))
+    return s, k, draw(st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_scores_k_seed(), st.floats(1e-3, 1e3))
+def test_power_sample_properties(sk, beta):
+    s, k, seed = sk
+    a = B.power_sample(s, k, beta=beta, random_state=seed)
+    b = B.power_sample(s, k, beta=beta, random_state=np.random.default_rng(seed))
+    np.testing.assert_array_equal(a.indices, b.indices)              # deterministic under a seed
+    assert len(a) == k and np.unique(a.indices).size == k             # k distinct points
+    np.testing.assert_array_equal(a.scores, s[a.indices])
+    n_pos = int((s > 0).sum())
+    assert np.all(s[a.indices[:min(k, n_pos)]] > 0)                   # score 0 only once the rest ran out
+    # scale invariance: s -> c s shifts every key by log c, the picks stay the same
+    c = B.power_sample(s * 7.5, k, beta=beta, random_state=seed)
+    np.testing.assert_array_equal(a.indices, c.indices)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(1, 10**6), min_size=1, max_size=40, unique=True), st.integers(0, 40),
+       st.integers(0, 2**31 - 1))
+def test_power_sample_beta_to_infinity_is_top_k(ints, k, seed):
+    # distinct scores at least 1e-6 relative apart: log-gaps >= ~1e-6, Gumbel noise / beta < 1e-8
+    s = np.array(ints, dtype=np.float64)
+    k = min(k, len(s))
+    expected = top_k(s, k).indices
+    np.testing.assert_array_equal(B.power_sample(s, k, beta=math.inf, random_state=seed).indices, expected)
+    np.testing.assert_array_equal(B.power_sample(s, k, beta=1e10, random_state=seed).indices, expected)
+
+
+def test_power_sample_beta_inf_keeps_top_k_ties_and_tiny_beta_is_finite():
+    s = np.array([1.0, 2.0, 2.0, 0.5, 2.0])
+    np.testing.assert_array_equal(B.power_sample(s, 3, beta=math.inf, random_state=0).indices,
+                                  top_k(s, 3).indices)
+    # beta -> 0: every positive score equally likely (keys beta log s + g stay finite)
+    firsts = np.bincount([B.power_sample(np.array([1e-300, 1.0, 1e300]), 1, beta=1e-300,
+                                         random_state=r).indices[0] for r in range(3000)], minlength=3) / 3000
+    np.testing.assert_allclose(firsts, 1 / 3, atol=0.04)
+
+
+def test_power_sample_bad_input():
+    s = np.array([0.1, 0.2])
+    for bad in (0.0, -1.0, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match="beta"):
+            B.power_sample(s, 1, beta=bad, random_state=0)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        B.power_sample(np.array([0.1, -0.2]), 1, random_state=0)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        B.power_sample(np.array([0.1, np.inf]), 1, random_state=0)
+    with pytest.raises(ValueError, match="random_state is required"):
+        B.power_sample(s, 1, random_state=None)
+    with pytest.raises(ValueError, match="larger than"):
+        B.power_sample(s, 3, random_state=0)
+    with pytest.raises(ValueError, match="1-D"):
+        B.power_sample(s[None], 1, random_state=0)
+
+
+def test_power_bald_samples_bald_scores():
+    rng = np.random.default_rng(3)
+    lp = _log_probs(rng, 30, 6, 4)
+    scores = B.bald(log_probs_N_T_C=lp)
+    a = B.power_bald(5, log_probs_N_T_C=lp, beta=2.0, random_state=11)
+    b = B.power_sample(scores, 5, beta=2.0, random_state=11)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_allclose(a.scores, scores[a.indices])
+    c = B.power_bald(5, probs_N_T_C=np.exp(lp), beta=2.0, random_state=11, base=2)
+    np.testing.assert_array_equal(c.indices, a.indices)
+    np.testing.assert_allclose(c.scores, a.scores / math.log(2))
+    np.testing.assert_array_equal(B.power_bald(5, probs_N_T_C=np.exp(lp), beta=math.inf, random_state=0).indices,
+                                  top_k(scores, 5).indices)
+
+
+def test_power_bald_strategy_registered():
+    from mcal_utils.acquisition import get_strategy
+
+    p = np.exp(_log_probs(np.random.default_rng(4), 25, 5, 3))
+    s = get_strategy("power_bald")
+    s.check_options({"beta": 2.0})
+    got = s.select(4, random_state=7, probs_N_T_C=p, beta=2.0)
+    want = B.power_bald(4, probs_N_T_C=p, beta=2.0, random_state=7)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    with pytest.raises(ValueError, match="beta"):
+        s.check_options({"bet": 1.0})

@@ -154,3 +154,53 @@ def test_as_generator():
         as_generator("seed")
     with pytest.raises(ValueError):
         as_generator(True)
+
+
+# ---------------------------------------------------------------------------
+# low-precision inputs, MC passes, non-finite scores
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda a: a.astype(np.float16), lambda a: torch.as_tensor(a, dtype=torch.float16),
+                                  lambda a: torch.as_tensor(a, dtype=torch.bfloat16)])
+def test_float16_probs_are_upcast_not_refused(make):
+    from mcal_utils.acquisition import bald, check_probs, entropy, predictive_entropy
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(10) * 0.3, size=(50, 8))  # (N, T, C); low-precision row sums are off by ~1e-3
+    low = make(p)
+    got = check_probs(low, 3, "probs_N_T_C")
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-12)  # renormalised after the upcast
+    ref = check_probs(p, 3)
+    np.testing.assert_allclose(got, ref, atol=1e-2)
+    np.testing.assert_allclose(predictive_entropy(low), predictive_entropy(p), atol=2e-2)
+    np.testing.assert_allclose(bald(low), bald(p), atol=2e-2)
+    np.testing.assert_allclose(entropy(make(p[:, 0])), entropy(p[:, 0]), atol=2e-2)
+
+
+def test_float16_log_probs_are_upcast_and_logits_still_refused():
+    from mcal_utils.acquisition import check_log_probs, check_probs
+
+    rng = np.random.default_rng(1)
+    lp = np.log(rng.dirichlet(np.ones(10), size=(20, 4)))
+    got = check_log_probs(lp.astype(np.float16), 3)
+    np.testing.assert_allclose(np.exp(got).sum(-1), 1.0, atol=1e-12)
+    with pytest.raises(ValueError, match="did you pass logits"):
+        check_probs(np.full((5, 4), 0.3, dtype=np.float16), 2)  # rows sum to 1.2: not probabilities at any precision
+
+
+def test_check_passes():
+    from mcal_utils.acquisition import check_passes
+
+    assert check_passes(2, "BALD") == 2
+    with pytest.raises(ValueError, match=r"BALD needs at least 2 MC-dropout passes \(T >= 2\), got T = 1"):
+        check_passes(1, "BALD")
+    with pytest.raises(ValueError, match=r"K \(MC passes\) must be an int"):
+        check_passes(2.0, "BatchBALD", "K")
+
+
+def test_check_scores():
+    from mcal_utils.acquisition import check_scores
+
+    np.testing.assert_array_equal(check_scores([1, 2], "x"), [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"strategy 'y' produced 2 non-finite score\(s\) \(NaN or inf\) out of 3"):
+        check_scores([np.nan, 1.0, np.inf], "strategy 'y'")

@@ -137,6 +137,98 @@ def test_robust_refuses_large_and_bad_input():
     assert len(C.kcenter_robust(np.random.default_rng(0).normal(size=(10, 2)), m[:10], 0)) == 0
 
 
+def _clustered(rng, N, D=16, n_clusters=6):
+    """Features shaped like a ReLU penultimate layer: a mixture of clusters, clipped at 0."""
+    centres = rng.normal(size=(n_clusters, D)) * 3
+    return np.maximum(centres[rng.integers(n_clusters, size=N)] + rng.normal(size=(N, D)), 0)
+
+
+@pytest.mark.parametrize("seed, N, L, k, n_outliers", [(10, 18, 1, 2, 0), (11, 18, 3, 3, 2), (12, 20, 2, 4, 1),
+                                                      (13, 16, 5, 2, 4)])
+def test_robust_exact_matches_brute_force(seed, N, L, k, n_outliers):
+    rng = np.random.default_rng(seed)
+    x = _clustered(rng, N, D=3)
+    labelled = np.zeros(N, bool)
+    labelled[rng.choice(N, L, replace=False)] = True
+    out = C.kcenter_robust(x, labelled, k, n_outliers=n_outliers)
+    assert out.exact
+    assert out.radius == pytest.approx(_brute_robust_radius(x, labelled, k, n_outliers), rel=1e-9)
+    assert out.lower_bound == pytest.approx(out.radius, rel=1e-12)
+
+
+def _brute_k1_radius(x, labelled, n_outliers):
+    """Exact robust radius with one new centre: every candidate tried, vectorised."""
+    d = cdist(x, x)
+    near_N_J = np.minimum(d[:, labelled].min(axis=1)[:, None], d[:, ~labelled])
+    return float(np.sort(near_N_J, axis=0)[-1 - n_outliers].min())
+
+
+def test_robust_at_paper_size_batch_one_is_exact():
+    """DEIMOS 7-vs-9 batch 1: 2500 candidates + 10 labelled, outlier fraction 0.001."""
+    rng = np.random.default_rng(7)
+    x = _clustered(rng, 2510, D=32)
+    labelled = np.zeros(2510, bool)
+    labelled[:10] = True
+    out = C.kcenter_robust(x, labelled, 1, outlier_fraction=0.001, time_limit=30)
+    assert out.exact and out.n_solves == 0 and out.seconds < 30
+    assert out.radius == pytest.approx(_brute_k1_radius(x, labelled, 2), rel=1e-9)
+    assert out.outliers.size <= 2
+
+
+def test_robust_pairs_at_moderate_size_against_brute_force():
+    rng = np.random.default_rng(8)
+    x = _clustered(rng, 120, D=8)
+    labelled = np.zeros(120, bool)
+    labelled[:4] = True
+    out = C.kcenter_robust(x, labelled, 2, n_outliers=1)
+    assert out.exact
+    assert out.radius == pytest.approx(_brute_robust_radius(x, labelled, 2, 1), rel=1e-9)
+
+
+def test_robust_time_limit_keeps_a_feasible_bounded_answer():
+    """A (nearly) zero time budget: no MILP finishes, the answer is the heuristic one with honest bounds."""
+    rng = np.random.default_rng(9)
+    x = _clustered(rng, 250, D=16)
+    labelled = np.zeros(250, bool)
+    labelled[:3] = True
+    out = C.kcenter_robust(x, labelled, 6, n_outliers=1, time_limit=1e-6)
+    full = C.kcenter_robust(x, labelled, 6, n_outliers=1, time_limit=60)
+    assert out.n_solves == 0 and full.exact
+    for r in (out, full):
+        assert len(r) == 6 and not labelled[r.indices].any()
+        assert r.lower_bound <= r.radius + 1e-12 <= r.greedy_radius + 2e-12
+        centres = labelled.copy()
+        centres[r.indices] = True
+        assert r.radius == pytest.approx(C.covering_radius(x, centres, n_outliers=1), rel=1e-12)
+    assert full.radius <= out.radius + 1e-12 and out.lower_bound <= full.radius + 1e-12
+
+
+def test_robust_size_check_and_outlier_fraction():
+    C.check_robust_size(3010)                                # 7-vs-9 batch 25 at its last step
+    with pytest.raises(ValueError, match="max_points=5000"):
+        C.check_robust_size(5001)
+    with pytest.raises(ValueError, match="n_points"):
+        C.check_robust_size(0)
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(40, 2))
+    m = np.zeros(40, bool)
+    m[0] = True
+    a = C.kcenter_robust(x, m, 2, outlier_fraction=0.05)     # floor(0.05 * 40) = 2 outliers
+    b = C.kcenter_robust(x, m, 2, n_outliers=2)
+    assert a.radius == b.radius and a.indices.tolist() == b.indices.tolist()
+    with pytest.raises(ValueError, match="not both"):
+        C.kcenter_robust(x, m, 2, n_outliers=1, outlier_fraction=0.05)
+    with pytest.raises(ValueError, match="outlier_fraction"):
+        C.kcenter_robust(x, m, 2, outlier_fraction=1.5)
+    with pytest.raises(ValueError, match="time_limit"):
+        C.kcenter_robust(x, m, 2, time_limit=0)
+    C.check_robust_problem(2535, 25, outlier_fraction=0.001, time_limit=5.0)
+    for bad, match in [(dict(outlier_fraction=2.0), "outlier_fraction"), (dict(n_outliers=-1), "n_outliers"),
+                       (dict(time_limit=-1), "time_limit"), (dict(max_points=100), "max_points=100")]:
+        with pytest.raises(ValueError, match=match):
+            C.check_robust_problem(2535, 25, **bad)
+
+
 @pytest.mark.slow
 def test_greedy_mnist_sized_memory():
     rng = np.random.default_rng(6)

@@ -1,4 +1,4 @@
-"""DEIMOS (Agarwal et al., Algorithm 1): the fast mask-space form against the
+"""DEIMOS (Nagpal & Knowles, Algorithm 1): the fast mask-space form against the
 dense transcription, the dense transcription against a plain loop, the paper's
 Appendix A example, X_samp construction, and every input error."""
 from __future__ import annotations
@@ -144,12 +144,13 @@ def test_dense_matches_plain_loop():
         np.testing.assert_allclose(res.scores, scores, rtol=1e-9)
 
 
-def test_fast_matches_dense_many_cases():
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_fast_matches_dense_many_cases(backend):
     rng = np.random.default_rng(2024)
     n_class = n_cand_subset = 0
     for _ in range(60):
         preds, batch, tau_inv, candidates = _random_case(rng)
-        fast = deimos(preds, batch, tau_inv, candidates)
+        fast = deimos(preds, batch, tau_inv, candidates, backend=backend)
         dense = deimos_dense(preds, batch, tau_inv, candidates)
         np.testing.assert_array_equal(fast.indices, dense.indices)
         np.testing.assert_allclose(fast.scores, dense.scores, rtol=RTOL)
@@ -158,14 +159,15 @@ def test_fast_matches_dense_many_cases():
     assert n_class >= 20 and n_cand_subset >= 20  # the loop covers both kinds and both modes
 
 
-def test_fast_matches_dense_small_tau_long_batch():
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_fast_matches_dense_small_tau_long_batch(backend):
     """tau_inv = 3e-5 with batches that exhaust the J-dimensional mask space."""
     rng = np.random.default_rng(7)
     for J, S, C, batch in [(20, 30, 10, 12), (50, 40, 10, 30), (8, 40, 1, 25), (3, 15, 1, 10), (12, 25, 3, 20)]:
         preds = _problem(rng, J, S, C)
         train = np.zeros(S, dtype=bool)
         train[: S // 5] = True  # training members of X_samp: never candidates
-        fast = deimos(preds, batch, 3e-5, candidates=~train)
+        fast = deimos(preds, batch, 3e-5, candidates=~train, backend=backend)
         dense = deimos_dense(preds, batch, 3e-5, candidates=~train)
         np.testing.assert_array_equal(fast.indices, dense.indices)
         np.testing.assert_allclose(fast.scores, dense.scores, rtol=RTOL)
@@ -184,10 +186,11 @@ def test_fast_matches_dense_small_tau_long_batch():
 def test_fast_matches_dense_property(J, S, C, log_tau, seed, data):
     preds = _problem(np.random.default_rng(seed), J, S, C)
     batch = data.draw(st.integers(1, S))
-    fast = deimos(torch.as_tensor(preds), batch, math.exp(log_tau))
     dense = deimos_dense(preds, batch, math.exp(log_tau))
-    np.testing.assert_array_equal(fast.indices, dense.indices)
-    np.testing.assert_allclose(fast.scores, dense.scores, rtol=RTOL)
+    for backend in ("numba", "torch"):
+        fast = deimos(torch.as_tensor(preds), batch, math.exp(log_tau), backend=backend)
+        np.testing.assert_array_equal(fast.indices, dense.indices)
+        np.testing.assert_allclose(fast.scores, dense.scores, rtol=RTOL)
 
 
 def test_scores_sum_to_joint_trace_reduction_including_training_rows():
@@ -236,27 +239,88 @@ def test_ties_go_to_the_lowest_index():
 
 @pytest.mark.parametrize("threads", [2, 3])
 def test_worker_ranges_match_single_range(monkeypatch, threads):
-    """Large CPU runs split the candidates into one range per torch thread."""
+    """Large CPU runs split the candidates into one range per worker thread; no global state changes."""
     import importlib
+    import threading
 
     mod = importlib.import_module("mcal_utils.acquisition.deimos")
     rng = np.random.default_rng(8)
     preds = _problem(rng, 12, 40, 3)
     mask = rng.random(40) < 0.8
-    one = deimos(preds, 8, 1e-4, candidates=mask)
+    one = deimos(preds, 8, 1e-4, candidates=mask, threads=1)
     monkeypatch.setattr(mod, "_MIN_PART", 4)
-    assert len(mod._parts(40, torch.device("cpu"), threads)) == threads
-    torch.set_num_threads(threads)
-    try:
-        many = deimos(preds, 8, 1e-4, candidates=mask)
-        assert torch.get_num_threads() == threads  # restored
-    finally:
-        torch.set_num_threads(1)
+    monkeypatch.setattr(mod, "_BLOCK_N", 5)  # several blocks per range
+    assert len(mod._parts_of(int(mask.sum()), threads)) == threads
+    torch_threads = torch.get_num_threads()
+    many = deimos(preds, 8, 1e-4, candidates=mask, threads=threads)
+    assert torch.get_num_threads() == torch_threads  # untouched
+    assert not [th for th in threading.enumerate() if th.name.startswith("deimos")]  # pool shut down
     np.testing.assert_array_equal(one.indices, many.indices)
     np.testing.assert_allclose(one.scores, many.scores, rtol=1e-12)
     dense = deimos_dense(preds, 8, 1e-4, candidates=mask)
     np.testing.assert_array_equal(many.indices, dense.indices)
     np.testing.assert_allclose(many.scores, dense.scores, rtol=RTOL)
+
+
+def test_torch_backend_leaves_torch_threads_alone():
+    rng = np.random.default_rng(9)
+    preds = _problem(rng, 10, 30, 4)
+    before = torch.get_num_threads()
+    res = deimos(torch.as_tensor(preds), 5, 1e-3, backend="torch")
+    assert torch.get_num_threads() == before
+    np.testing.assert_array_equal(res.indices, deimos_dense(preds, 5, 1e-3).indices)
+
+
+def test_sum_direction_dropped_only_when_negligible():
+    """Exact probabilities: the class-sum row is dropped (C' = C - 1); sums off by ~1e-5 keep all C rows.
+    Both give the dense picks."""
+    import importlib
+
+    mod = importlib.import_module("mcal_utils.acquisition.deimos")
+    rng = np.random.default_rng(10)
+    exact = _problem(rng, 20, 30, 5)
+    assert mod._sum_rotation(exact, 3e-5).shape == (4, 5)
+    off = exact * (1.0 + 2e-5 * rng.standard_normal(exact.shape[:2]))[..., None]
+    assert mod._sum_rotation(off, 3e-5).shape == (5, 5)
+    f32 = exact.astype(np.float32)  # float32 rounding: ~1e-15 << 1e-9 * tau_inv
+    assert mod._sum_rotation(f32, 3e-5).shape == (4, 5)
+    for preds in (exact, off, f32):
+        fast = deimos(preds, 10, 3e-5)
+        dense = deimos_dense(preds.astype(np.float64), 10, 3e-5)
+        np.testing.assert_array_equal(fast.indices, dense.indices)
+        np.testing.assert_allclose(fast.scores, dense.scores, rtol=RTOL)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize(
+    "scale, tau_inv, match",
+    [(1e160, 0.1, "overflow"), (1.0, 1e300, "overflow"), (1e150, 1e-3, "not finite")],
+)
+def test_non_finite_scores_raise(backend, scale, tau_inv, match):
+    """Overflowing predictions or tau_inv raise a ValueError instead of returning picks."""
+    preds = _problem(np.random.default_rng(11), 6, 8, 1) * scale
+    with pytest.raises(ValueError, match=match):
+        deimos(preds, 3, tau_inv, backend=backend)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_tensors_match_dense():
+    rng = np.random.default_rng(12)
+    preds = _problem(rng, 20, 50, 10)
+    res = deimos(torch.as_tensor(preds, device="cuda"), 10, 3e-5)
+    dense = deimos_dense(preds, 10, 3e-5)
+    np.testing.assert_array_equal(res.indices, dense.indices)
+    np.testing.assert_allclose(res.scores, dense.scores, rtol=RTOL)
+    with pytest.raises(ValueError, match="backend='torch'"):
+        deimos(torch.as_tensor(preds, device="cuda"), 10, 3e-5, backend="numba")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_tensors_are_upcast(dtype):
+    preds = torch.as_tensor(_problem(np.random.default_rng(13), 8, 12, 1)).to(dtype)
+    for backend in ("numba", "torch"):
+        res = deimos(preds, 3, 1e-3, backend=backend)
+        np.testing.assert_array_equal(res.indices, deimos_dense(preds.double().numpy(), 3, 1e-3).indices)
 
 
 def test_float32_and_torch_inputs_give_float64_results():
@@ -386,6 +450,15 @@ def _probs(J=5, S=6, C=3):
 def test_bad_input(fn, preds, batch, tau_inv, candidates, match):
     with pytest.raises(ValueError, match=match):
         fn(preds, batch, tau_inv, candidates)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [({"backend": "cuda"}, "backend must be one of"), ({"threads": 0}, "threads"), ({"threads": 1.5}, "threads")],
+)
+def test_bad_options(options, match):
+    with pytest.raises(ValueError, match=match):
+        deimos(_probs(), 1, 0.1, **options)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from mcal_utils.acquisition.strategies import REQUIREMENTS
 
 NAMES = [
     "random", "var_ratio", "margin", "margin_inverted", "entropy", "entropy_mc", "variation_ratio_mc",
-    "mean_std", "bald", "batchbald", "max_variance", "kcenter_greedy", "kcenter_robust", "deimos",
+    "mean_std", "bald", "power_bald", "batchbald", "max_variance", "kcenter_greedy", "kcenter_robust", "deimos",
 ]
 
 
@@ -135,3 +135,35 @@ def test_deimos_strategy_matches_function():
     b = deimos(inp["preds"], 3, inp["tau_inv"], candidates=cand)
     assert a.indices.tolist() == b.indices.tolist()
     assert set(a.indices.tolist()) <= set(cand.tolist())
+
+
+def test_every_strategy_carries_its_requirement_object():
+    from mcal_utils.acquisition import REQUIREMENTS, Requirement
+
+    for s in STRATEGIES.values():
+        assert isinstance(s.inputs, Requirement) and s.inputs is REQUIREMENTS[s.requires]
+        assert s.inputs.keyword is None or s.inputs.keyword in s.keywords()
+    assert REQUIREMENTS["fixed_J_S"].needs_tau and REQUIREMENTS["fixed_J_S"].needs_candidates
+    assert REQUIREMENTS["preds_N_T"].kinds == ("regression",)
+    with pytest.raises(ValueError, match="requires must be a Requirement or one of"):
+        type(STRATEGIES["bald"])("x", "probs", "typo", lambda k, **a: None)
+
+
+def test_options_are_checked_against_what_the_strategy_accepts():
+    assert set(STRATEGIES["kcenter_robust"].accepted_options()) >= {"n_outliers", "max_points", "time_limit"}
+    assert "num_samples" in STRATEGIES["batchbald"].accepted_options()
+    STRATEGIES["batchbald"].check_options({"num_samples": 10})
+    with pytest.raises(ValueError, match=r"does not take option\(s\) \['num_sample'\]"):
+        STRATEGIES["batchbald"].check_options({"num_sample": 10})
+    with pytest.raises(ValueError, match=r"set \['preds'\], which the loop computes"):
+        STRATEGIES["deimos"].check_options({"preds": 1})
+    with pytest.raises(ValueError, match=r"'entropy' does not take option\(s\) \['base'\]"):
+        STRATEGIES["entropy"].check_options({"base": 2})
+
+
+@pytest.mark.parametrize("name", ["bald", "mean_std", "variation_ratio_mc", "batchbald", "max_variance", "deimos"])
+def test_spread_scores_refuse_one_pass(name):
+    s = STRATEGIES[name]
+    arrays = dict(_inputs(T=1)[s.requires])
+    with pytest.raises(ValueError, match="at least 2 MC-dropout passes"):
+        s.select(3, random_state=0, **arrays)
