@@ -30,6 +30,19 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 INSTALL_HINT = "install Chromium to run it: `sudo apt-get install chromium` (Debian/Ubuntu)"
 PAGE_TIMEOUT_S = 60
 
+LOAD_ALL_IMAGES = r"""
+Promise.race([
+  Promise.all([...document.images].map(img => {
+    img.loading = "eager";
+    return img.complete ? true : new Promise(done => {
+      img.addEventListener("load", () => done(true));
+      img.addEventListener("error", () => done(false));
+    });
+  })),
+  new Promise(done => setTimeout(() => done(false), 10000)),
+]).then(() => true)
+"""
+
 # Evaluated in the page once MathJax has finished: returns a list of problems (strings).
 PAGE_CHECKS = r"""
 (() => {
@@ -157,6 +170,9 @@ def check_page(tab: DevTools, url: str, screenshot: Path | None = None) -> list[
     tab.evaluate("new Promise(done => window.MathJax && MathJax.Hub ? MathJax.Hub.Queue(() => done(true)) "
                  ": done(false))", await_promise=True)
     tab.evaluate("document.fonts.ready.then(() => true)", await_promise=True)
+    # lazy images below the fold load only when scrolled to: load every image now (10 s at most), so that
+    # a missing file is told apart from one not yet loaded
+    tab.evaluate(LOAD_ALL_IMAGES, await_promise=True)
     tab.evaluate("new Promise(done => setTimeout(() => done(true), 200))", await_promise=True)
     problems = list(tab.evaluate(PAGE_CHECKS))
     urls = {}
