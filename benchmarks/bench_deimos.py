@@ -144,6 +144,25 @@ def _agree(a, b) -> tuple[bool, float]:
     return same, rel
 
 
+def _product_alone(S: int, C: int, J: int, batch: int, repeats: int) -> float:
+    """Median seconds of the batch's (batch - 1) products (2C' x J) @ (J x S C') in BLAS on THREADS threads."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    Cm = C - 1
+    G = rng.standard_normal((J, S * Cm))
+    UM = rng.standard_normal((2 * Cm, J))
+    out = np.empty((2 * Cm, S * Cm))
+    times = []
+    with threadpool_limits(limits=THREADS, user_api="blas"):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(batch - 1):
+                np.matmul(UM, G, out=out)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def run(quick: bool = False) -> list[dict]:
     threads_before = torch.get_num_threads()
     torch.set_num_threads(THREADS)  # the torch backend's threads (restored below)
@@ -233,6 +252,27 @@ def _run(quick: bool) -> list[dict]:
                 f"picks identical: {same}, max rel. score diff {rel:.1e}; flop floor {flops:.3g} flop = "
                 f"{floor_s:.3g} s at {PEAK_FLOPS / 1e9:.1f} GFlop/s peak: ours (CPU / {THREADS}) is "
                 f"{ours_cpu / THREADS / floor_s:.2g}x the floor; {shared}"
+            ),
+        }
+    )
+
+    # (b') what bounds this design: the BLAS product [b_i | a_i] = G_i [u | m~] alone ------
+    prod_s = _product_alone(S_b, C, J, batch, repeats)
+    rows.append(
+        {
+            "benchmark": "deimos",
+            "case": f"(b') bound: the {batch - 1} products (2C' x J)(J x S C') alone, S={S_b}",
+            "ours_s": ours_s,
+            "baseline": f"OpenBLAS dgemm, {THREADS} threads, nothing else",
+            "baseline_s": prod_s,
+            "ratio": prod_s / ours_s,
+            "target": "(context for (b): no target)",
+            "met": None,
+            "notes": (
+                f"{4 * (C - 1) ** 2 * J * S_b * (batch - 1):.3g} flop of the {flops:.3g} in (b) at "
+                f"{4 * (C - 1) ** 2 * J * S_b * (batch - 1) / prod_s / 1e9:.3g} GFlop/s: with the fastest float64 "
+                "GEMM on this machine the product alone takes this long, so (b) cannot fall below it without a "
+                "faster GEMM for this thin shape (K = J = 50, M = 2C' = 18); ratio column = product / ours"
             ),
         }
     )

@@ -1,13 +1,17 @@
-r"""Compiled per-candidate kernels of :func:`mcal_utils.acquisition.deimos.deimos` (CPU).
+r"""Compiled kernels of :func:`mcal_utils.acquisition.deimos.deimos` (CPU), candidates as SIMD lanes.
 
-The math is in the docstring of :mod:`mcal_utils.acquisition.deimos`. Every
-kernel works on a contiguous range ``[lo, hi)`` of candidates, so a caller can
-run ranges in its own threads (the kernels release the GIL); candidate ``i``'s
-data (``G[i]`` (C, J), ``K[i]``, ``R[i]`` (C, C)) is read once per call and
-its C x C algebra stays in L1. Shapes: ``G_n_C_J`` centred outputs of the
-candidates, ``K_n_C_C`` = t I + G M G^T, ``R_n_C_C`` = G W G^T (full
-symmetric matrices); ``X`` the rows [b_i | a_i] = G_i [u | m~] of a block of
-candidates (:func:`product`).
+The math is in the docstring of :mod:`mcal_utils.acquisition.deimos`. Candidates
+are stored in blocks of NL lanes: ``G_B_J_C_L`` (n_blocks, J, C', NL) holds
+G_i = A_{B_i} (C', J) of candidate i = b NL + l at ``G[b, :, :, l]``, and
+``K``, ``R`` (n_blocks, C', C', NL) hold K_i = t I + G_i M G_i^T and
+R_i = G_i W G_i^T (lower triangles only). Every C' x C' operation (the rank-C'
+updates, the Cholesky factorisation, L^-1, the score) then runs on NL
+candidates at once with the lane index innermost, so the compiler vectorises
+it; the (2C' x J) x (J x C' NL) product of a block goes to BLAS (``np.dot``),
+whose thread count the caller limits to one per worker thread. Every kernel
+works on a contiguous range ``[b0, b1)`` of blocks, so a caller can run
+ranges in its own threads (the kernels release the GIL); a block's data
+(a few hundred kB) stays in L2 while it is updated and scored.
 
 ``fastmath`` allows FMA contraction and reassociation (vectorised sums) only:
 NaN and inf keep their IEEE meaning, so a non-finite score stays visible.
@@ -24,86 +28,184 @@ _FASTMATH = {"contract", "reassoc"}
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _score_one(K, R, t, L, Kinv):
-    """-> (tr(K^-1 (R - t^2 I)), tr R); NaN when K is not positive definite.
+def _score_block(K, R, taken, tsq, raw, tr_r, Lf, Li):
+    """raw_l = tr(K_l^-1 (R_l - t^2 I)), tr_r_l = tr R_l for the NL lanes of one block.
 
-    Cholesky K = L L^T, then K^-1 = L^-T L^-1 (lower triangle) and
-    tr(K^-1 R') = sum_pq R'_pq (K^-1)_pq with R' = R - t^2 I symmetric.
+    K, R (C, C, NL) lower triangles; Cholesky K = L L^T lane-wise (NaN where K is
+    not positive definite), L^-1 by forward substitution, then
+    tr(K^-1 R') = sum_pq R'_pq (K^-1)_pq with (K^-1)_pq = sum_{k >= p} (L^-1)_kp (L^-1)_kq.
+    Taken lanes get -inf.
     """
     C = K.shape[0]
+    NL = K.shape[2]
     for p in range(C):
-        s = K[p, p]
+        lpp = Lf[p, p]
+        kpp = K[p, p]
+        for l in range(NL):
+            lpp[l] = kpp[l]
         for k in range(p):
-            s -= L[p, k] * L[p, k]
-        if not s > 0.0:  # also catches NaN
-            return math.nan, math.nan
-        d = math.sqrt(s)
-        L[p, p] = d
+            lpk = Lf[p, k]
+            for l in range(NL):
+                lpp[l] -= lpk[l] * lpk[l]
+        lipp = Li[p, p]
+        for l in range(NL):
+            s = lpp[l]
+            lpp[l] = math.sqrt(s) if s > 0.0 else math.nan  # also NaN in, NaN out
+            lipp[l] = 1.0 / lpp[l]  # (L^-1)_pp
         for q in range(p + 1, C):
-            s2 = K[q, p]
+            lqp = Lf[q, p]
+            kqp = K[q, p]
+            for l in range(NL):
+                lqp[l] = kqp[l]
             for k in range(p):
-                s2 -= L[q, k] * L[p, k]
-            L[q, p] = s2 / d
-    # L^-1 (lower) into the upper-left of Kinv's storage: Kinv[p, q] holds (L^-1)_pq for p >= q
-    for q in range(C):
-        Kinv[q, q] = 1.0 / L[q, q]
+                lqk = Lf[q, k]
+                lpk = Lf[p, k]
+                for l in range(NL):
+                    lqp[l] -= lqk[l] * lpk[l]
+            for l in range(NL):
+                lqp[l] *= lipp[l]
+    for q in range(C):  # Li = L^-1 (lower; its diagonal is set above)
         for p in range(q + 1, C):
-            s = 0.0
+            lipq = Li[p, q]
+            for l in range(NL):
+                lipq[l] = 0.0
             for k in range(q, p):
-                s += L[p, k] * Kinv[k, q]
-            Kinv[p, q] = -s / L[p, p]
-    # (K^-1)_pq = sum_{k >= p} Linv[k, p] Linv[k, q]  (p >= q), written into the upper triangle
+                lpk = Lf[p, k]
+                likq = Li[k, q]
+                for l in range(NL):
+                    lipq[l] += lpk[l] * likq[l]
+            lipp = Li[p, p]
+            for l in range(NL):
+                lipq[l] = -lipq[l] * lipp[l]
+    for l in range(NL):
+        raw[l] = 0.0
+        tr_r[l] = 0.0
     for p in range(C):
-        for q in range(p + 1):
-            s = 0.0
+        rpp = R[p, p]
+        for l in range(NL):
+            tr_r[l] += rpp[l]
+        for k in range(p, C):
+            likp = Li[k, p]
+            for l in range(NL):
+                raw[l] += (rpp[l] - tsq) * likp[l] * likp[l]
+        for q in range(p):
+            rpq = R[p, q]
             for k in range(p, C):
-                s += Kinv[k, p] * Kinv[k, q]
-            Kinv[q, p] = s
-    tsq = t * t
-    acc = 0.0
-    tr_r = 0.0
-    for p in range(C):
-        acc += (R[p, p] - tsq) * Kinv[p, p]
-        tr_r += R[p, p]
-        for q in range(p + 1, C):
-            acc += (R[p, q] + R[q, p]) * Kinv[p, q]
-    return acc, tr_r
+                likp = Li[k, p]
+                likq = Li[k, q]
+                for l in range(NL):
+                    raw[l] += 2.0 * rpq[l] * likp[l] * likq[l]
+    for l in range(NL):
+        if taken[l]:
+            raw[l] = -math.inf
+            tr_r[l] = -math.inf
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def refresh(lo, hi, G, WM, K, R, taken, t, with_K, raw, tr_r):
-    """R_i = G_i W G_i^T (and K_i = t I + G_i M G_i^T if ``with_K``) exactly, then score, on [lo, hi).
+def refresh(b0, b1, WM, G, K, R, taken, t, with_K, raw, tr_r):
+    """R_i = G_i W G_i^T (and K_i = t I + G_i M G_i^T if ``with_K``) exactly, then scores, on blocks [b0, b1).
 
-    ``WM``: (J, J) = W, or (J, 2J) = [W | M] when ``with_K``.
+    ``WM``: (J, J) = W, or (2J, J) = [W; M] stacked when ``with_K`` (both symmetric).
     """
-    n, C, J = G.shape
-    F = np.empty((C, WM.shape[1]))
-    L = np.empty((C, C))
-    Kinv = np.empty((C, C))
-    for i in range(lo, hi):
-        if taken[i]:
-            raw[i] = -math.inf
-            tr_r[i] = -math.inf
-            continue
-        Gi = G[i]
-        F[:, :] = 0.0
-        for c in range(C):
-            for j in range(J):
-                g = Gi[c, j]
-                for e in range(WM.shape[1]):
-                    F[c, e] += g * WM[j, e]
+    nb, J, C, NL = G.shape
+    F = np.empty((WM.shape[0], C, NL))
+    Ff = F.reshape(WM.shape[0], C * NL)
+    Lf = np.zeros((C, C, NL))
+    Li = np.zeros((C, C, NL))
+    for b in range(b0, b1):
+        Gb = G[b]
+        np.dot(WM, Gb.reshape(J, C * NL), Ff)  # F[e, p, l] = (W or M  G_l^T)[e, p]
         for p in range(C):
-            for q in range(C):
-                s = 0.0
+            for q in range(p + 1):
+                r = R[b, p, q]
+                for l in range(NL):
+                    r[l] = 0.0
                 for j in range(J):
-                    s += F[p, j] * Gi[q, j]
-                R[i, p, q] = s
+                    fjp = F[j, p]
+                    gjq = Gb[j, q]
+                    for l in range(NL):
+                        r[l] += fjp[l] * gjq[l]
                 if with_K:
-                    s2 = 0.0
+                    k = K[b, p, q]
+                    for l in range(NL):
+                        k[l] = t if p == q else 0.0
                     for j in range(J):
-                        s2 += F[p, J + j] * Gi[q, j]
-                    K[i, p, q] = s2 + t if p == q else s2
-        raw[i], tr_r[i] = _score_one(K[i], R[i], t, L, Kinv)
+                        fjp = F[J + j, p]
+                        gjq = Gb[j, q]
+                        for l in range(NL):
+                            k[l] += fjp[l] * gjq[l]
+        _score_block(K[b], R[b], taken[b], t * t, raw[b], tr_r[b], Lf, Li)
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def update(b0, b1, UM, G, K, R, taken, t, raw, tr_r):
+    """K_i -= b_i b_i^T, R_i -= a_i b_i^T + b_i a_i^T, then scores, on blocks [b0, b1).
+
+    ``UM`` (2C, J) = [u | m~]^T; per block X = UM G_b (BLAS) holds
+    X[d, p, l] = (G_l u)_pd = (b_l)_pd and X[C + d, p, l] = (a_l)_pd.
+    """
+    nb, J, C, NL = G.shape
+    X = np.empty((2 * C, C, NL))
+    Xf = X.reshape(2 * C, C * NL)
+    Lf = np.zeros((C, C, NL))
+    Li = np.zeros((C, C, NL))
+    for b in range(b0, b1):
+        np.dot(UM, G[b].reshape(J, C * NL), Xf)
+        for p in range(C):
+            for q in range(p + 1):
+                kpq = K[b, p, q]
+                rpq = R[b, p, q]
+                for d in range(C):
+                    bp = X[d, p]
+                    bq = X[d, q]
+                    ap = X[C + d, p]
+                    aq = X[C + d, q]
+                    for l in range(NL):
+                        kpq[l] -= bp[l] * bq[l]
+                        rpq[l] -= ap[l] * bq[l] + bp[l] * aq[l]
+        _score_block(K[b], R[b], taken[b], t * t, raw[b], tr_r[b], Lf, Li)
+
+
+@njit(nogil=True, cache=True)
+def _centred_point(y, s, Q, inv, a, g):
+    """g (C', J) = Q (y[:, s, :] - mean over passes)^T * inv; ``a`` (C, J) scratch."""
+    J, _, C = y.shape
+    for c in range(C):
+        m = 0.0
+        for j in range(J):
+            m += y[j, s, c]
+        m /= J
+        for j in range(J):
+            a[c, j] = (y[j, s, c] - m) * inv
+    for p in range(Q.shape[0]):
+        for j in range(J):
+            g[p, j] = 0.0
+        for c in range(C):
+            q = Q[p, c]
+            for j in range(J):
+                g[p, j] += q * a[c, j]
+
+
+@njit(nogil=True, cache=True)
+def centre_rotate_lanes(b0, b1, y, idx, Q, inv, G):
+    """G[b, :, :, l] = (Q (y[:, idx[k], :] - mean over passes)^T * inv)^T, k = b NL + l, on blocks [b0, b1);
+    lanes with k >= len(idx) (padding) are zero. ``G`` (n_blocks, J, C', NL) float64."""
+    J, _, C = y.shape
+    NL = G.shape[3]
+    Cm = Q.shape[0]
+    n = idx.shape[0]
+    a = np.empty((C, J))
+    g = np.empty((Cm, J))
+    for b in range(b0, b1):
+        for l in range(NL):
+            k = b * NL + l
+            if k < n:
+                _centred_point(y, idx[k], Q, inv, a, g)
+            else:
+                g[:, :] = 0.0
+            for j in range(J):
+                for p in range(Cm):
+                    G[b, j, p, l] = g[p, j]
 
 
 @njit(nogil=True, cache=True)
@@ -112,70 +214,6 @@ def centre_rotate(lo, hi, y, idx, Q, inv, G):
 
     ``y`` (J, S, C) float32 or float64; ``Q`` (C', C) orthonormal rows; ``G`` (n, C', J) float64.
     """
-    J, _, C = y.shape
-    Cm = Q.shape[0]
-    a = np.empty((C, J))
+    a = np.empty((y.shape[2], y.shape[0]))
     for k in range(lo, hi):
-        s = idx[k]
-        for c in range(C):
-            m = 0.0
-            for j in range(J):
-                m += y[j, s, c]
-            m /= J
-            for j in range(J):
-                a[c, j] = (y[j, s, c] - m) * inv
-        for p in range(Cm):
-            for j in range(J):
-                G[k, p, j] = 0.0
-            for c in range(C):
-                q = Q[p, c]
-                for j in range(J):
-                    G[k, p, j] += q * a[c, j]
-
-
-@njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def apply_and_score(lo, hi, X, K, R, taken, t, raw, tr_r):
-    """K_i -= b_i b_i^T, R_i -= a_i b_i^T + b_i a_i^T, then score, on [lo, hi);
-    ``X`` ((hi - lo) * C, 2C) holds the rows [b_i | a_i] = G_i [u | m~] of these candidates."""
-    C = K.shape[1]
-    XT = np.empty((2 * C, C))
-    L = np.empty((C, C))
-    Kinv = np.empty((C, C))
-    for i in range(lo, hi):
-        if taken[i]:
-            raw[i] = -math.inf
-            tr_r[i] = -math.inf
-            continue
-        Ki = K[i]
-        Ri = R[i]
-        r0 = (i - lo) * C
-        for c in range(C):
-            for e in range(2 * C):
-                XT[e, c] = X[r0 + c, e]
-        for p in range(C):
-            for d in range(C):
-                bp = XT[d, p]
-                ap = XT[C + d, p]
-                for q in range(C):
-                    Ki[p, q] -= bp * XT[d, q]
-                    Ri[p, q] -= ap * XT[d, q] + bp * XT[C + d, q]
-        raw[i], tr_r[i] = _score_one(Ki, Ri, t, L, Kinv)
-
-
-@njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _row_times(x, g, UM):
-    """x += g UM  (x (2C,), g (J,), UM (J, 2C)): one candidate row times [u | m~]."""
-    for j in range(UM.shape[0]):
-        gj = g[j]
-        for e in range(UM.shape[1]):
-            x[e] += gj * UM[j, e]
-
-
-@njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def product(lo, hi, G, UM, X):
-    """X[(i - lo) C + c] = G_i[c] [u | m~] for i in [lo, hi) (no BLAS: no BLAS thread pool involved)."""
-    C = G.shape[1]
-    X[: (hi - lo) * C] = 0.0
-    for i in range(lo, hi):
-        for c in range(C):
-            _row_times(X[(i - lo) * C + c], G[i, c], UM)
+        _centred_point(y, idx[k], Q, inv, a, G[k])

@@ -99,12 +99,16 @@ algorithm: 1.6 s at the 2 x 39 GFlop/s float64 peak of the 2 AVX2 cores it
 was written on), plus O(n C' J^2) for each exact recomputation of R.
 Memory: G (n C' J float64) plus K, R (2 n C'^2): O(S C J).
 
-Backends. ``numba`` (CPU): per step each worker thread takes a contiguous
-range of candidates and, block by block, computes the products and the
-C' x C' work in compiled kernels (:mod:`._deimos_kernels`), so each
-candidate's data is touched once per step; the thread pool is created and
-shut down inside the call. (BLAS is not used per step: a BLAS library's own
-thread pool, called from several worker threads, oversubscribes the cores.)
+Backends. ``numba`` (CPU): candidates sit in blocks of 256 SIMD lanes (G as
+(blocks, J, C', 256), K and R as (blocks, C', C', 256)); per step each worker
+thread takes a contiguous range of blocks and, block by block, computes the
+product [b_i | a_i] with one BLAS call ((2C' x J) x (J x 256 C')) and then the
+rank-C' updates, Cholesky factorisations and scores of the 256 candidates at
+once in compiled kernels (:mod:`._deimos_kernels`, lane index innermost), so
+each block's data is touched once per step while it sits in L2. The thread
+pool is created and shut down inside the call, and BLAS is limited to one
+thread per worker for the duration of the call (threadpoolctl, restored on
+return), so the workers do not oversubscribe the cores.
 ``torch`` (any device, e.g. CUDA): one (2C, J) x (J, n C) product per step,
 batched rank-C updates, batched Cholesky and triangular inverse (full C, no
 rotation); O(n C J) memory.
@@ -376,7 +380,7 @@ def deimos_dense(preds, batch_size: int, tau_inv: float, candidates=None, *, pro
 # --------------------------------------------------------------------------- #
 # fast DEIMOS in the J-dimensional mask space
 # --------------------------------------------------------------------------- #
-_MIN_PART = 2048  # candidates per worker thread (numba path); fewer run in the calling thread
+_MIN_PART = 1024  # candidates per worker thread (numba path); fewer run in the calling thread
 _BACKENDS = ("auto", "numba", "torch")
 #: The sum-over-classes direction of a point's centred probabilities is dropped when
 #: max_s ||eps_s||^2 <= _DROP_SUM * tau_inv (eps_s: that direction's J values); the
@@ -491,39 +495,32 @@ def _sum_rotation(y: np.ndarray, t: float) -> np.ndarray:
     return np.ascontiguousarray(basis[:, 1:].T)  # rows orthogonal to ones
 
 
-def _parts_of(n: int, threads: int) -> list[tuple[int, int]]:
-    """Contiguous ranges of candidates, one per worker thread."""
-    k = max(1, min(threads, n // _MIN_PART))
-    edges = [round(i * n / k) for i in range(k + 1)]
+def _parts_of(n: int, threads: int, n_blocks: int | None = None) -> list[tuple[int, int]]:
+    """Contiguous ranges of blocks (of ``n`` candidates in ``n_blocks`` blocks), one per worker thread."""
+    n_blocks = n if n_blocks is None else n_blocks
+    k = max(1, min(threads, n // _MIN_PART, n_blocks))
+    edges = [round(i * n_blocks / k) for i in range(k + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
 
-_BLOCK_N = 512  # candidates per block of a step: their products [b_i | a_i] stay in cache
-
-
-def _update_range(lo, hi, G, UM, K, R, taken, t, raw, tr_r):
-    """One step's update and scores for candidates [lo, hi), block by block: the products
-    [b_i | a_i] = G_i [u | m~], then the C' x C' work (compiled kernels; no BLAS thread pool)."""
-    from . import _deimos_kernels as kern
-
-    X = np.empty((min(_BLOCK_N, hi - lo) * G.shape[1], UM.shape[1]))
-    for a in range(lo, hi, _BLOCK_N):
-        z = min(a + _BLOCK_N, hi)
-        kern.product(a, z, G, UM, X)
-        kern.apply_and_score(a, z, X, K, R, taken, t, raw, tr_r)
+_LANES = 256  # candidates per block: the SIMD lanes of the compiled kernels (a block's data stays in L2)
 
 
 def _deimos_numba(y, C, t, cand, b, progress, threads) -> CandidateBatch:
-    """The greedy loop of :func:`deimos` with compiled per-candidate kernels (math: module docstring).
+    """The greedy loop of :func:`deimos` with compiled kernels (math: module docstring).
 
-    Per step each worker thread runs one kernel over its range of candidates:
-    [b_i | a_i] = G_i [u | m~], the rank-C updates of K_i and R_i, a C x C
-    Cholesky and the score, with candidate i's data touched once.
+    Candidates sit in blocks of ``_LANES`` lanes (:mod:`._deimos_kernels`). Per
+    step each worker thread runs one kernel over its range of blocks: the BLAS
+    product [b_i | a_i] = G_i [u | m~] of a block, the rank-C' updates of K_i and
+    R_i, the C' x C' Cholesky and the score, lane-wise, with a block's data
+    touched once. BLAS is limited to one thread per worker for the duration of
+    the call (threadpoolctl; restored on return).
     """
     from concurrent.futures import ThreadPoolExecutor
     from contextlib import nullcontext
 
     from scipy.linalg import solve_triangular
+    from threadpoolctl import threadpool_limits
 
     from . import _deimos_kernels as kern
 
@@ -533,10 +530,14 @@ def _deimos_numba(y, C, t, cand, b, progress, threads) -> CandidateBatch:
     base = 2.0 * t * Cm + t * (C - Cm)  # a dropped direction: its own noise t, fully explained
     inv = 1.0 / math.sqrt(J - 1)
     n = cand.size
-    parts = _parts_of(n, threads)
+    NL = _LANES
+    nb = -(-n // NL)
+    parts = _parts_of(n, threads, nb)
     pool_cm = ThreadPoolExecutor(len(parts), thread_name_prefix="deimos") if len(parts) > 1 else nullcontext()
     # overflow is detected explicitly (finite checks below), not by numpy warnings
-    with pool_cm as pool, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with pool_cm as pool, threadpool_limits(limits=1, user_api="blas"), np.errstate(
+        over="ignore", invalid="ignore", divide="ignore"
+    ):
 
         def run(fn, *args):
             if pool is None:
@@ -545,10 +546,12 @@ def _deimos_numba(y, C, t, cand, b, progress, threads) -> CandidateBatch:
                 for f in [pool.submit(fn, lo, hi, *args) for lo, hi in parts]:
                     f.result()
 
-        G = np.empty((n, Cm, J))  # G_i = A_{B_i} (rotated), candidates only
-        run(kern.centre_rotate, y, cand, Q, inv, G)
-        flat = G.reshape(n * Cm, J)
-        H = flat.T @ flat
+        G = np.empty((nb, J, Cm, NL))  # G_i = A_{B_i} (rotated) of candidate i = b NL + l at G[b, :, :, l]
+        run(kern.centre_rotate_lanes, y, cand, Q, inv, G)
+        H = np.zeros((J, J))
+        for blk in G:  # padding lanes are zero
+            flat = blk.reshape(J, Cm * NL)
+            H += flat @ flat.T
         if n < S:  # training members of X_samp count in H only
             rest = np.setdiff1d(np.arange(S, dtype=np.int64), cand, assume_unique=True)
             for lo in range(0, rest.size, 1 << 14):
@@ -561,24 +564,26 @@ def _deimos_numba(y, C, t, cand, b, progress, threads) -> CandidateBatch:
             raise _overflow_error(t)
         M = np.eye(J)  # posterior covariance of the mask weights
         HQ = H.copy()  # sum of a a^T over the rows not conditioned on
-        K = np.empty((n, Cm, Cm))  # t I + G_i M G_i^T
-        R = np.empty((n, Cm, Cm))  # G_i W G_i^T,  W = M H_Q M
-        raw = np.empty(n)  # tr(K_i^-1 (R_i - t^2 I)); score = base + raw
-        tr_r = np.empty(n)  # tr R_i (for the refresh rule)
-        taken = np.zeros(n, dtype=np.bool_)
+        K = np.zeros((nb, Cm, Cm, NL))  # t I + G_i M G_i^T (lower triangle)
+        R = np.zeros((nb, Cm, Cm, NL))  # G_i W G_i^T,  W = M H_Q M (lower triangle)
+        raw = np.empty((nb, NL))  # tr(K_i^-1 (R_i - t^2 I)); score = base + raw
+        tr_r = np.empty((nb, NL))  # tr R_i (for the refresh rule)
+        taken = np.zeros((nb, NL), dtype=np.bool_)
+        taken.reshape(-1)[n:] = True  # padding lanes
+        raw_f, tr_f, taken_f = raw.reshape(-1), tr_r.reshape(-1), taken.reshape(-1)
 
         def refresh(with_K):
             W = M @ HQ @ M
             W = 0.5 * (W + W.T)
-            run(kern.refresh, G, np.ascontiguousarray(np.hstack([W, M]) if with_K else W), K, R, taken, t,
+            run(kern.refresh, np.ascontiguousarray(np.vstack([W, M]) if with_K else W), G, K, R, taken, t,
                 with_K, raw, tr_r)
 
         def best():
-            j = int(np.argmax(raw))  # first maximum -> lowest index (cand is sorted); NaN -> first NaN
-            ok = np.isfinite(raw) | taken
-            if not (math.isfinite(raw[j]) and ok.all()):
+            j = int(np.argmax(raw_f))  # first maximum -> lowest index (cand is sorted); NaN -> first NaN
+            ok = np.isfinite(raw_f) | taken_f
+            if not (math.isfinite(raw_f[j]) and ok.all()):
                 raise _rounding_error(t, int((~ok).sum()) or 1)
-            return j, base + float(raw[j])
+            return j, base + float(raw_f[j])
 
         refresh(with_K=True)
         ref_score = ref_R = None
@@ -588,30 +593,35 @@ def _deimos_numba(y, C, t, cand, b, progress, threads) -> CandidateBatch:
             for step in range(b):
                 j, top = best()
                 if ref_score is None:
-                    ref_score, ref_R = top, float(tr_r.max())
-                elif top < _REFRESH * ref_score or float(tr_r.max()) < _REFRESH * ref_R:
+                    ref_score, ref_R = top, float(tr_f.max())
+                elif top < _REFRESH * ref_score or float(tr_f.max()) < _REFRESH * ref_R:
                     refresh(with_K=False)  # the scale dropped: rounding of the updates would dominate
                     j, top = best()
-                    ref_score, ref_R = top, float(tr_r.max())
+                    ref_score, ref_R = top, float(tr_f.max())
                 picks.append(int(cand[j]))
                 scores.append(top)
-                taken[j] = True
+                taken_f[j] = True
                 bar.update()
                 if step == b - 1:
                     break
-                # ---- condition on block B = G[j] (see module docstring) ----
-                GB = G[j]  # (C', J)
-                LB = np.linalg.cholesky(K[j])
+                # ---- condition on block B = G_j (see module docstring) ----
+                bj, lj = divmod(j, NL)
+                GB = G[bj, :, :, lj].T.copy()  # (C', J)
+                KB = np.tril(K[bj, :, :, lj])
+                LB = np.linalg.cholesky(KB + np.tril(KB, -1).T)
                 u = solve_triangular(LB, GB @ M, lower=True).T  # (J, C') = M G^T L^{-T}
                 HQu = HQ @ u
                 Z = solve_triangular(LB, t * eye_c, lower=True)  # t L^{-1}
                 T = u.T @ HQu - Z @ Z.T
                 T = 0.5 * (T + T.T)
-                UM = np.ascontiguousarray(np.hstack([u, M @ HQu - 0.5 * (u @ T)]))  # [u | m~]
+                UM = np.ascontiguousarray(np.vstack([u.T, (M @ HQu - 0.5 * (u @ T)).T]))  # [u | m~]^T
                 M = M - u @ u.T
                 M = 0.5 * (M + M.T)
                 HQ = HQ - GB.T @ GB
-                run(_update_range, G, UM, K, R, taken, t, raw, tr_r)
+                G[bj, :, :, lj] = 0.0  # picked: parked at K = I, R = 0 (and masked)
+                K[bj, :, :, lj] = eye_c
+                R[bj, :, :, lj] = 0.0
+                run(kern.update, UM, G, K, R, taken, t, raw, tr_r)
     return CandidateBatch(indices=np.asarray(picks, dtype=np.int64), scores=np.asarray(scores, dtype=np.float64))
 
 

@@ -247,13 +247,18 @@ def test_worker_ranges_match_single_range(monkeypatch, threads):
     rng = np.random.default_rng(8)
     preds = _problem(rng, 12, 40, 3)
     mask = rng.random(40) < 0.8
-    one = deimos(preds, 8, 1e-4, candidates=mask, threads=1)
     monkeypatch.setattr(mod, "_MIN_PART", 4)
-    monkeypatch.setattr(mod, "_BLOCK_N", 5)  # several blocks per range
-    assert len(mod._parts_of(int(mask.sum()), threads)) == threads
+    monkeypatch.setattr(mod, "_LANES", 4)  # several blocks per range, padding lanes
+    one = deimos(preds, 8, 1e-4, candidates=mask, threads=1)
+    n = int(mask.sum())
+    assert len(mod._parts_of(n, threads, -(-n // 4))) == threads
+    from threadpoolctl import threadpool_info
+
     torch_threads = torch.get_num_threads()
+    blas_threads = [lib["num_threads"] for lib in threadpool_info()]
     many = deimos(preds, 8, 1e-4, candidates=mask, threads=threads)
     assert torch.get_num_threads() == torch_threads  # untouched
+    assert [lib["num_threads"] for lib in threadpool_info()] == blas_threads  # BLAS limit restored
     assert not [th for th in threading.enumerate() if th.name.startswith("deimos")]  # pool shut down
     np.testing.assert_array_equal(one.indices, many.indices)
     np.testing.assert_allclose(one.scores, many.scores, rtol=1e-12)
