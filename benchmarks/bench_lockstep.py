@@ -5,7 +5,7 @@ Cases (the fits of one step of a paper grid, M = 15 members = 5 strategies x 3 s
 
 * DEIMOS 7-vs-9 net ``deimos_mnist79``, Adam, batch 128, L2 0.0005 / N, 300 epochs, at 10, 50
   and 210 labelled points (the batch-1 protocol's first, an early and its last budget);
-* the MC-dropout-entropy paper's CNN ``seed1_cnn`` (BatchNorm, Concrete Dropout), SGD,
+* the MC-dropout-entropy paper's CNN ``kirillov_cnn`` (BatchNorm, Concrete Dropout), SGD,
   batch 64, 200 epochs, best-validation checkpoint on 1000 validation images, at 1000 labels.
 
 Inputs are seeded uniform noise of MNIST's / the 32x32 proxy's shape (the cost of a fit does not
@@ -46,11 +46,11 @@ def _cases(quick: bool) -> list[dict]:
     if quick:
         return [dict(model="deimos_mnist79", kwargs={}, shape=(1, 28, 28), classes=2, n=10, n_val=0,
                      config=deimos, epochs=300, M=2),
-                dict(model="seed1_cnn", kwargs={}, shape=(1, 32, 32), classes=10, n=32, n_val=16,
+                dict(model="kirillov_cnn", kwargs={}, shape=(1, 32, 32), classes=10, n=32, n_val=16,
                      config=SEED1_SGD, epochs=200, M=2)]
     return [dict(model="deimos_mnist79", kwargs={}, shape=(1, 28, 28), classes=2, n=n, n_val=0, config=deimos,
                  epochs=300, M=15) for n in (10, 50, 210)] + \
-        [dict(model="seed1_cnn", kwargs={}, shape=(1, 32, 32), classes=10, n=1000, n_val=1000, config=SEED1_SGD,
+        [dict(model="kirillov_cnn", kwargs={}, shape=(1, 32, 32), classes=10, n=1000, n_val=1000, config=SEED1_SGD,
               epochs=200, M=15)]
 
 

@@ -420,7 +420,7 @@ class MCModel(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations ``(B, D)``: the input of the output layer (e.g. the 128-d
-        layer of the DEIMOS / Gal MNIST nets, the 32-d layer of ``seed1_cnn``). Dropout layers
+        layer of the DEIMOS / Gal MNIST nets, the 32-d layer of ``kirillov_cnn``). Dropout layers
         act per their current mode (identity in ``eval()`` with mode ``"off"``)."""
         return self.head[: self._final](self.trunk(x))
 
@@ -487,7 +487,7 @@ def _p_pair(p: float | Sequence[float], name: str) -> tuple[float, float]:
 # ---------------------------------------------------------------------------
 # Architectures
 # ---------------------------------------------------------------------------
-def _build_seed1_cnn(
+def _build_kirillov_cnn(
     *,
     dropout: str = "concrete",
     p: float = 0.2,
@@ -505,9 +505,9 @@ def _build_seed1_cnn(
     block 3, fc1 and fc2. ``dropout="fixed"``: the same net with :class:`Dropout` of rate ``p``
     (channel-wise on the conv maps, like the concrete layers). Trunk = block 1."""
     if dropout not in ("concrete", "fixed"):
-        raise ValueError(f"seed1_cnn: dropout must be 'concrete' or 'fixed', got {dropout!r}")
+        raise ValueError(f"kirillov_cnn: dropout must be 'concrete' or 'fixed', got {dropout!r}")
     if image_size % 8 or image_size < 8:
-        raise ValueError(f"seed1_cnn: image_size must be a positive multiple of 8, got {image_size}")
+        raise ValueError(f"kirillov_cnn: image_size must be a positive multiple of 8, got {image_size}")
 
     def drop(n: int) -> MCDropoutBase:
         if dropout == "concrete":
@@ -528,7 +528,7 @@ def _build_seed1_cnn(
         nn.Linear(32, n_classes),
     )
     return MCModel(trunk, head, kind="classification", n_outputs=n_classes,
-                   input_shape=(in_channels, image_size, image_size), name="seed1_cnn")
+                   input_shape=(in_channels, image_size, image_size), name="kirillov_cnn")
 
 
 def _build_deimos_mnist(
@@ -796,7 +796,7 @@ def patch_dropout(
 
 
 _BUILDERS: dict[str, Callable[..., MCModel]] = {
-    "seed1_cnn": _build_seed1_cnn,
+    "kirillov_cnn": _build_kirillov_cnn,
     "deimos_mnist10": _build_deimos_mnist10,
     "deimos_mnist79": _build_deimos_mnist79,
     "gal_mnist": _build_gal_mnist,

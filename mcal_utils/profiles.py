@@ -87,18 +87,18 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # probe (() = skip). workers: -1 = one process per core, 0 = in this process, n = n processes.
         # resume: reuse the profile's run directory (False: a fresh temporary one). run_root: a run
         # directory to use instead ("": the profile's cache, keyed by the configs and the package source).
-        # default: 8 methods x 3 seeds + 2 Random ablations x 3 seeds, 11 steps each, sized by a per-step
-        # cost model (1 thread, CPU time measured under contention: 45 ms per mini-batch-epoch, 0.67 ms per
-        # test image, 0.27 ms per candidate x MC pass): 1.38x the work of the earlier 21-run grid that took
-        # 6.4 min on 2 idle cores, so ~8.9 min (test_size 700, not 1000, keeps it under 9).
+        # default: 8 methods x 3 seeds + 2 Random ablations x 3 seeds, 11 steps each. Sized from the
+        # measured report of 2026-12-01 (idle 2 cores: 832 s with 15 epochs, 300 candidates, 700 test
+        # images; per step train 2.8 s, eval 0.5 s, MC selection 4-6 s): 12 epochs, 200 candidates and
+        # 500 test images cut train, MC selection and eval time by ~1/5, 1/3 and 2/7 -> ~10.5 min.
         "smoke": dict(dataset="auto", n_seeds=2, pool_size=300, val_size=30, test_size=100, initial="balanced",
                       initial_size=10, acquisition_size=10, n_steps=1, epochs=1, batch_size=32, lr=0.01,
                       momentum=0.9, mc_samples=3, n_candidates=60, windows=(1,), init="fixed",
                       concrete_scale="none", compare_init=("random",), compare_scale=("random",), power_beta=1.0,
                       probe_passes=(2, 3), workers=0, resume=False, run_root=""),
-        "default": dict(dataset="auto", n_seeds=3, pool_size=3000, val_size=100, test_size=700,
-                        initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=15,
-                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=300, windows=(5, 10),
+        "default": dict(dataset="auto", n_seeds=3, pool_size=3000, val_size=100, test_size=500,
+                        initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=12,
+                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=200, windows=(5, 10),
                         init="fixed", concrete_scale="none", compare_init=("random",), compare_scale=("random",),
                         power_beta=1.0, probe_passes=(10, 50), workers=-1, resume=True, run_root=""),
         "paper": dict(dataset="auto", n_seeds=3, pool_size=0, val_size=0, test_size=0, initial="first",
@@ -152,17 +152,18 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # (DEIMOS masks, BALD/MaxEnt passes, BatchBALD K); eval_mc_samples: test passes; n_candidates_*:
         # random pool candidates per step; tau_inv_10_alt: a second 0-9 DEIMOS with the authors'
         # notebook value (0 = skip); whole_pool: DEIMOS over (almost) the whole pool beside it in b1.
-        # default: sized by the per-step cost model (idle 2-core rates: ~15 ms per mini-batch-epoch of the
-        # 7-vs-9 net): b1 15 runs x 41 steps x ~1.1 s, b25 15 x 5 x ~1.5 s, b100 15 x 4 x ~3 s + BatchBALD
-        # ~6 s per b100 selection -> ~1000 worker-s, ~9.5 min on 2 workers with the notebook's overheads.
+        # default: sized from the measured report of 2026-12-01 (idle 2 cores: b1 505 s for 41 steps,
+        # b25 113 s, b100 214 s for 4 steps with BatchBALD selections of 9.8 s at 1000 samples): 30
+        # acquisitions in b1 (the paper's 0.95 / 0.96 crossings came at 12-16), 2 acquisitions in b100 and
+        # 500 BatchBALD samples -> b1 ~380 s, b25 ~113 s, b100 ~145 s, ~11 min with the notebook's overheads.
         "smoke": dict(n_seeds=2, experiments=("b1", "b25", "b100"), pool_size=400, test_size=60, n_acq_b1=2,
                       n_steps_b25=1, n_steps_b100=1, epochs=2, epochs_b100=2, mc_samples=4, eval_mc_samples=4,
                       n_candidates_79=40, n_candidates_10=120, batchbald_samples=100, tau_inv_79=8.37e-5,
                       tau_inv_10=3e-5, tau_inv_10_alt=3e-4, pixel_scale="unit", batching="even",
                       outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=True, workers=0, resume=False),
-        "default": dict(n_seeds=3, experiments=("b1", "b25", "b100"), pool_size=0, test_size=1000, n_acq_b1=40,
-                        n_steps_b25=4, n_steps_b100=3, epochs=50, epochs_b100=30, mc_samples=20,
-                        eval_mc_samples=10, n_candidates_79=500, n_candidates_10=500, batchbald_samples=1000,
+        "default": dict(n_seeds=3, experiments=("b1", "b25", "b100"), pool_size=0, test_size=1000, n_acq_b1=30,
+                        n_steps_b25=4, n_steps_b100=2, epochs=50, epochs_b100=30, mc_samples=20,
+                        eval_mc_samples=10, n_candidates_79=500, n_candidates_10=500, batchbald_samples=500,
                         tau_inv_79=8.37e-5, tau_inv_10=3e-5, tau_inv_10_alt=0.0, pixel_scale="unit",
                         batching="even", outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=False,
                         workers=-1, resume=True),

@@ -81,7 +81,7 @@ class TrainConfig:
     device: ``"auto"`` | ``"cpu"`` | ``"cuda"`` (see :func:`mcal_utils.device.resolve_device`).
     progress: ``None`` -> on only in an interactive terminal; ``True`` / ``False`` force it.
     channels_last: store 4-D inputs and the model in channels-last (NHWC) memory format;
-        ``None`` -> on for 4-D inputs on CPU (measured on 2 shared cores, 1 thread: seed1_cnn
+        ``None`` -> on for 4-D inputs on CPU (measured on 2 shared cores, 1 thread: kirillov_cnn
         ~1.5x, DEIMOS MNIST net ~1.6x, Gal MNIST net ~1.1x faster per training step).
     num_threads: CPU threads for this fit (restored afterwards); ``None`` keeps torch's setting.
         Tiny models (the 1-D MLP) are overhead-bound: 1 thread is as fast, and far faster when

@@ -1,4 +1,4 @@
-"""Tests of mcal_utils.data: real MNIST (offline cache), seed-1 SVHN on generated .mat fixtures,
+"""Tests of mcal_utils.data: real MNIST (offline cache), the MC-dropout-entropy paper's SVHN on generated .mat fixtures,
 UTKFace and splicing on tiny generated files, the DEIMOS 1-D toy data, checksums, errors.
 
 The network is never used: every test runs with MCAL_OFFLINE=1, and download functions are
@@ -450,7 +450,7 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
 
 
 # =================================================================================================
-# SVHN (seed 1) on generated .mat fixtures
+# SVHN (the MC-dropout-entropy paper) on generated .mat fixtures
 # =================================================================================================
 def test_balance_first_k_by_hand():
     labels = np.array([1, 1, 2, 0, 2, 1, 0, 2])  # counts 0:2, 1:3, 2:3 -> k = 2
@@ -459,8 +459,8 @@ def test_balance_first_k_by_hand():
     assert b.indices.tolist() == [0, 1, 2, 3, 4, 6]  # first two 1s (0, 1), first two 2s (2, 4), the 0s (3, 6)
 
 
-def _seed1_reference(X, y_raw):
-    """Plain transcription of seed 1's prepare_data semantics: loop, counters, randperm(42)."""
+def _kirillov_reference(X, y_raw):
+    """Plain transcription of the MC-dropout-entropy paper's prepare_data semantics: loop, counters, randperm(42)."""
     grey = np.transpose(X, (3, 0, 1, 2)) @ np.array([0.299, 0.587, 0.114])
     imgs = grey.astype(np.float32)[:, None] / 255
     y = y_raw.reshape(-1).astype(np.int64)
@@ -486,7 +486,7 @@ def test_balance_on_scaled_down_svhn_counts():
 
 
 def _first_k_loop(labels, n_classes):
-    """Plain reference: walk the file once with per-class counters (seed 1's loop)."""
+    """Plain reference: walk the file once with per-class counters (the paper's loop)."""
     k = min(int((labels == c).sum()) for c in range(n_classes))
     seen, keep = [0] * n_classes, []
     for i, lab in enumerate(labels):
@@ -534,11 +534,11 @@ def test_greyscale_coefficients():
     assert g[:, 0, 1:, :].max() == 0
 
 
-def test_seed1_permutation_is_torch_randperm_42():
+def test_kirillov_permutation_is_torch_randperm_42():
     expected = torch.randperm(1000, generator=torch.Generator().manual_seed(42)).numpy()
-    np.testing.assert_array_equal(data.seed1_permutation(1000), expected)
-    np.testing.assert_array_equal(data.seed1_permutation(1000), data.seed1_permutation(1000))
-    assert sorted(data.seed1_permutation(50).tolist()) == list(range(50))
+    np.testing.assert_array_equal(data.kirillov_permutation(1000), expected)
+    np.testing.assert_array_equal(data.kirillov_permutation(1000), data.kirillov_permutation(1000))
+    assert sorted(data.kirillov_permutation(50).tolist()) == list(range(50))
 
 
 @pytest.fixture
@@ -550,18 +550,18 @@ def svhn_dir(tmp_path):
     return tmp_path, Xtr, Xte
 
 
-def test_load_svhn_matches_seed1_reference(svhn_dir):
+def test_load_svhn_matches_kirillov_reference(svhn_dir):
     d, Xtr, Xte = svhn_dir
     s = data.load_svhn(d, download=False, verify=False)
     assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (72, 18, 30)
     assert s.k_train == 9 and s.k_test == 3
     assert s.class_counts_train == (10, 28, 21, 17, 15, 14, 11, 11, 10, 9)
     import scipy.io
-    ref_x, ref_y, keep = _seed1_reference(Xtr, scipy.io.loadmat(d / "train_32x32.mat")["y"])
+    ref_x, ref_y, keep = _kirillov_reference(Xtr, scipy.io.loadmat(d / "train_32x32.mat")["y"])
     np.testing.assert_array_equal(np.concatenate([s.x_train, s.x_val]), ref_x)
     np.testing.assert_array_equal(np.concatenate([s.y_train, s.y_val]), ref_y)
-    ref_tx, ref_ty, _ = _seed1_reference(Xte, scipy.io.loadmat(d / "test_32x32.mat")["y"])
-    np.testing.assert_array_equal(s.x_test, ref_tx)       # the test file is shuffled too (seed 1 does)
+    ref_tx, ref_ty, _ = _kirillov_reference(Xte, scipy.io.loadmat(d / "test_32x32.mat")["y"])
+    np.testing.assert_array_equal(s.x_test, ref_tx)       # the test file is shuffled too (the paper's code does)
     np.testing.assert_array_equal(s.y_test, ref_ty)
     assert s.x_train.shape[1:] == (1, 32, 32) and s.x_train.dtype == np.float32 and s.y_train.dtype == np.int64
     assert 0 <= s.x_train.min() and s.x_train.max() <= 1

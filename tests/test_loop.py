@@ -167,7 +167,7 @@ def one_thread():
 # ---------------------------------------------------------------------------
 def test_config_json_round_trip():
     c = loop.ExperimentConfig(
-        task="mnist32", model="seed1_cnn", strategy="deimos", seed=7, label="DEIMOS (J=50)", initial_size=30,
+        task="mnist32", model="kirillov_cnn", strategy="deimos", seed=7, label="DEIMOS (J=50)", initial_size=30,
         initial="random", acquisition_size=100, n_steps=10, pool_size=5000, val_size=200, test_size=1000,
         mc_samples=50, n_candidates=2000, tau_inv=3e-5, strategy_options={"progress": False},
         train=TrainConfig(optimizer="adam", lr=1e-3, epochs=5, batch_size=128, checkpoint="last"),
@@ -217,7 +217,7 @@ def test_split_is_the_same_for_every_strategy_of_a_seed():
 
     first = loop.make_split(cfg(initial="first", pool_size=60), task)
     universe = np.sort(np.concatenate([first.initial, first.pool]))
-    np.testing.assert_array_equal(first.initial, universe[:9])  # seed 1: the first points of the split
+    np.testing.assert_array_equal(first.initial, universe[:9])  # the MC-dropout-entropy paper: the first points of the split
     assert universe.size == 60
 
     with_val = tiny_task(with_val=True)
@@ -244,7 +244,7 @@ def test_runs_of_different_strategies_start_identically(tmp_path, one_thread):
 @pytest.mark.parametrize("changes, match", [
     (dict(strategy="nope"), r"unknown strategy 'nope'.*'entropy'"),
     (dict(task="nope"), r"unknown task/dataset 'nope'; valid: \[.*mnist"),
-    (dict(model="nope"), r"unknown model 'nope'; valid: .*seed1_cnn"),
+    (dict(model="nope"), r"unknown model 'nope'; valid: .*kirillov_cnn"),
     (dict(task=f"{MOD}:no_such_factory"), "cannot import task factory"),
     (dict(n_steps=100), r"budget too large.*9 \+ 100 \* 5 = 509.*130 \(initial set included\)"),
     (dict(pool_size=1000), "pool_size=1000 is larger"),

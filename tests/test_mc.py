@@ -49,7 +49,7 @@ def test_shapes(name, masks):
 
 
 def test_deterministic_is_softmax_of_eval_forward():
-    model = _model("seed1_cnn")
+    model = _model("kirillov_cnn")
     x = _x(model, 5)
     with torch.no_grad():
         expected = torch.softmax(model.eval()(x), dim=1)
@@ -86,7 +86,7 @@ def test_numpy_and_torch_inputs_agree():
 # ---------------------------------------------------------------------------
 # Fixed masks: invariance to chunking and order, sharing across inputs
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["deimos_mnist10", "seed1_cnn", "splicing_cnn", "mlp1d"])
+@pytest.mark.parametrize("name", ["deimos_mnist10", "kirillov_cnn", "splicing_cnn", "mlp1d"])
 def test_fixed_masks_do_not_depend_on_chunking_or_order(name):
     model = _model(name)
     x = _x(model, 23)
@@ -137,7 +137,7 @@ def _count_rows(module: nn.Module) -> list[int]:
     return rows
 
 
-@pytest.mark.parametrize("name", ["seed1_cnn", "deimos_mnist10", "gal_mnist"])
+@pytest.mark.parametrize("name", ["kirillov_cnn", "deimos_mnist10", "gal_mnist"])
 def test_trunk_runs_once_per_input(name):
     model = _model(name)
     x = _x(model, 10)
@@ -151,7 +151,7 @@ def test_trunk_runs_once_per_input(name):
 
 
 def test_head_chunks_are_bounded():
-    model = _model("seed1_cnn")
+    model = _model("kirillov_cnn")
     head_rows = _count_rows(model.head)
     per_input = 32 * 16 * 16  # block-1 output
     mc.predict(model, _x(model, 12), 5, random_state=0, batch_size=12, max_head_elements=3 * 5 * per_input)
@@ -196,7 +196,7 @@ def test_naive_and_fresh_t1_with_single_dropout_layer_match_in_law():
 # State, seeding, validation
 # ---------------------------------------------------------------------------
 def test_modes_and_training_flags_restored_and_bn_stats_untouched():
-    model = _model("seed1_cnn").train()
+    model = _model("kirillov_cnn").train()
     for layer in model.dropout_layers():
         layer.configure("fixed", n_masks=2, seed=1)
     bn = model.trunk[0][2]
@@ -228,7 +228,7 @@ def test_state_restored_after_an_exception_inside_the_head():
 
 @pytest.mark.parametrize("masks", ["fresh", "fixed"])
 def test_seeded_determinism(masks):
-    model = _model("seed1_cnn")
+    model = _model("kirillov_cnn")
     x = _x(model, 6)
     state = torch.get_rng_state()
     a = mc.predict(model, x, 5, masks=masks, random_state=11)
@@ -292,7 +292,7 @@ def test_progress_bar_runs():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu_for_fixed_masks():
-    model = _model("seed1_cnn")
+    model = _model("kirillov_cnn")
     x = _x(model, 8)
     cpu = mc.predict(model, x, 4, masks="fixed", random_state=0, device="cpu")
     gpu = mc.predict(model, x, 4, masks="fixed", random_state=0, device="cuda")
@@ -328,11 +328,11 @@ def test_property_fixed_masks_invariant_to_subset_order_and_chunks(n, batch_size
 POPULATION_ATOL = 1e-6  # float32 rounding of batched (grouped) kernels vs one model's kernels
 
 
-@pytest.mark.parametrize("name", ["deimos_mnist79", "seed1_cnn", "mlp1d", "splicing_cnn"])
+@pytest.mark.parametrize("name", ["deimos_mnist79", "kirillov_cnn", "mlp1d", "splicing_cnn"])
 @pytest.mark.parametrize("masks", ["fresh", "fixed"])
 @pytest.mark.parametrize("shared_inputs", [True, False])
 def test_predict_population_member_equals_predict(name, masks, shared_inputs):
-    kw = dict(image_size=8) if name == "seed1_cnn" else {}
+    kw = dict(image_size=8) if name == "kirillov_cnn" else {}
     models = [build_model(name, seed=m, **kw) for m in range(3)]
     xs = _x(models[0], 21) if shared_inputs else [_x(models[0], 21, seed=m) for m in range(3)]
     before = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]

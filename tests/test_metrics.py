@@ -29,7 +29,7 @@ def test_aubc_and_tp_by_hand():
 
 
 def test_zero_increment_counts_as_negative_part():
-    # seed 1: "else" branch takes delta <= 0, so a flat interval adds its area to NAULC
+    # the MC-dropout-entropy paper's code: its "else" branch takes delta <= 0, so a flat interval adds its area to NAULC
     parts = metrics.tp_parts([0.4, 0.4, 0.8])
     assert parts.naulc == pytest.approx(0.4) and parts.tnr == 0.0
     assert parts.paulc == pytest.approx(0.6) and parts.tpr == pytest.approx(0.4)

@@ -25,7 +25,7 @@ from mcal_utils.models import (
 torch.set_num_threads(1)
 
 EXPECTED = {  # name -> (kind, n_outputs, input_shape, features dim)
-    "seed1_cnn": ("classification", 10, (1, 32, 32), 32),
+    "kirillov_cnn": ("classification", 10, (1, 32, 32), 32),
     "deimos_mnist10": ("classification", 10, (1, 28, 28), 128),
     "deimos_mnist79": ("classification", 2, (1, 28, 28), 128),
     "gal_mnist": ("classification", 10, (1, 28, 28), 128),
@@ -64,9 +64,9 @@ def test_shapes_and_split(name):
 
 def test_same_seed_same_model_and_global_rng_untouched():
     state = torch.get_rng_state()
-    a = build_model("seed1_cnn", seed=3)
-    b = build_model("seed1_cnn", seed=3)
-    c = build_model("seed1_cnn", seed=4)
+    a = build_model("kirillov_cnn", seed=3)
+    b = build_model("kirillov_cnn", seed=3)
+    c = build_model("kirillov_cnn", seed=4)
     assert torch.equal(torch.get_rng_state(), state)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -79,12 +79,12 @@ def test_build_model_rejects_bad_names_and_kwargs():
     with pytest.raises(ValueError, match="unknown argument"):
         build_model("deimos_mnist10", seed=0, filters=3)
     with pytest.raises(ValueError, match="dropout"):
-        build_model("seed1_cnn", seed=0, dropout="gaussian")
+        build_model("kirillov_cnn", seed=0, dropout="gaussian")
     with pytest.raises(ValueError, match="random_state|non-negative"):
         build_model("mlp1d", seed=-1)
 
 
-def test_seed1_cnn_parameter_count_matches_table1():
+def test_kirillov_cnn_parameter_count_matches_table1():
     conv = lambda c_in, c_out, k: c_in * c_out * k * k + c_out  # noqa: E731
     dense = lambda d_in, d_out: d_in * d_out + d_out  # noqa: E731
     bn = lambda c: 2 * c  # noqa: E731  (gamma, beta; running stats are buffers)
@@ -92,22 +92,22 @@ def test_seed1_cnn_parameter_count_matches_table1():
         conv(1, 32, 3) + bn(32) + conv(32, 32, 3) + bn(32) + conv(32, 64, 3) + bn(64)
         + dense(64 * 4 * 4, 128) + dense(128, 32) + dense(32, 10)
     )
-    concrete = build_model("seed1_cnn", seed=0)
-    fixed = build_model("seed1_cnn", seed=0, dropout="fixed", p=0.2)
+    concrete = build_model("kirillov_cnn", seed=0)
+    fixed = build_model("kirillov_cnn", seed=0, dropout="fixed", p=0.2)
     assert _n_params(concrete) == expected_weights + 4  # one p_logit per Concrete Dropout layer
     assert _n_params(fixed) == expected_weights
     assert _n_params(concrete.trunk) == conv(1, 32, 3) + bn(32)
 
 
-def test_seed1_cnn_dropout_layers():
-    model = build_model("seed1_cnn", seed=0)
+def test_kirillov_cnn_dropout_layers():
+    model = build_model("kirillov_cnn", seed=0)
     layers = model.dropout_layers()
     assert [type(m) for m in layers] == [ConcreteDropout] * 4
     assert [m.n_features for m in layers] == [32, 32, 1024, 128]
     assert model.dropout_rates() == pytest.approx([0.1] * 4, abs=1e-7)
     assert all(m.temperature == 0.1 and m.eps == 1e-7 for m in layers)
     assert all(m.weight_regulariser == 1e-5 and m.dropout_regulariser == 1e-3 for m in layers)
-    fixed = build_model("seed1_cnn", seed=0, dropout="fixed", p=0.3)
+    fixed = build_model("kirillov_cnn", seed=0, dropout="fixed", p=0.3)
     assert [type(m) for m in fixed.dropout_layers()] == [Dropout] * 4
     assert fixed.dropout_rates() == [0.3] * 4
     assert float(fixed.regularisation()) == 0.0
@@ -234,7 +234,7 @@ def test_concrete_off_mode_is_identity_in_eval():
 
 
 def test_concrete_relaxation_formula():
-    # one channel, u given by a seeded generator: recompute the seed-1 formula in float64
+    # one channel, u given by a seeded generator: recompute the MC-dropout-entropy paper's formula in float64
     layer = ConcreteDropout(1, init_p=0.3).eval()
     layer.configure("fixed", n_masks=5, seed=11)
     x = torch.ones(5, 1)
@@ -356,7 +356,7 @@ def test_configure_validation():
 
 
 def test_mc_mode_restores_everything_even_on_error():
-    model = build_model("seed1_cnn", seed=0).train()
+    model = build_model("kirillov_cnn", seed=0).train()
     model.head[1].eval()  # a mixed state must come back as it was
     flags = {name: m.training for name, m in model.named_modules()}
     with pytest.raises(RuntimeError, match="boom"):
@@ -392,7 +392,7 @@ def test_fresh_mode_with_seed_is_reproducible_and_leaves_global_rng():
 
 
 def test_deepcopy_and_pickle_after_sampling():
-    model = build_model("seed1_cnn", seed=0)
+    model = build_model("kirillov_cnn", seed=0)
     set_dropout_mode(model, "fresh", random_state=0)
     with torch.no_grad():
         model.eval()(torch.rand(2, 1, 32, 32))

@@ -418,10 +418,10 @@ def test_concrete_scale_n_train_divides_the_regulariser_by_n():
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(24, 1, 8, 8, generator=g), torch.randint(0, 10, (24,), generator=g)
     cfg = SEED1_SGD.with_(epochs=1, batch_size=24, checkpoint="last", **CPU)
-    reg0 = float(build_model("seed1_cnn", seed=3, image_size=8).regularisation().detach())
+    reg0 = float(build_model("kirillov_cnn", seed=3, image_size=8).regularisation().detach())
     losses = {}
     for scale in ("none", "n_train"):
-        model = build_model("seed1_cnn", seed=3, image_size=8)
+        model = build_model("kirillov_cnn", seed=3, image_size=8)
         losses[scale] = fit(model, x, y, config=cfg.with_(concrete_scale=scale), random_state=1).history[0]["train_loss"]
         assert all(m.scale_by_n is None for m in model.modules() if isinstance(m, ConcreteDropout))  # restored
     # one batch: same data loss (same init, same masks); only the regulariser differs: reg - reg / N
@@ -470,7 +470,7 @@ def _assert_member_equals_sequential(member, seq, exact=False):
     # DEIMOS 7-vs-9 net: Bernoulli dropout, Adam, L2 on the dense weights, final weights
     ("deimos_mnist79", DEIMOS_ADAM.with_(epochs=3, batch_size=16, l2_dense=5e-4), 28, 2, {}),
     # the MC-dropout-entropy paper's CNN: BatchNorm + Concrete Dropout (scaled by N), SGD, best-val checkpoint
-    ("seed1_cnn", SEED1_SGD.with_(epochs=3, batch_size=8, concrete_scale="n_train"), 8, 10, dict(image_size=8)),
+    ("kirillov_cnn", SEED1_SGD.with_(epochs=3, batch_size=8, concrete_scale="n_train"), 8, 10, dict(image_size=8)),
 ])
 @pytest.mark.parametrize("vectorize", [True, False])
 def test_population_member_equals_sequential_fit(name, cfg, size, n_classes, kwargs, vectorize):
@@ -581,11 +581,11 @@ def test_population_on_cuda_matches_sequential_cuda_fits():
     cfg = SEED1_SGD.with_(epochs=2, batch_size=8, device="cuda", progress=False)
     data = [_images(20, 8, 10, seed=m) for m in range(3)]
     x_val, y_val = _images(12, 8, 10, seed=99)
-    pop = training.fit_population([build_model("seed1_cnn", seed=m, image_size=8) for m in range(3)],
+    pop = training.fit_population([build_model("kirillov_cnn", seed=m, image_size=8) for m in range(3)],
                                   [d[0] for d in data], [d[1] for d in data], xs_val=[x_val] * 3, ys_val=[y_val] * 3,
                                   config=cfg, random_states=[0, 1, 2])
     for m in range(3):
-        seq = fit(build_model("seed1_cnn", seed=m, image_size=8), *data[m], x_val=x_val, y_val=y_val, config=cfg,
+        seq = fit(build_model("kirillov_cnn", seed=m, image_size=8), *data[m], x_val=x_val, y_val=y_val, config=cfg,
                   random_state=m)
         a, b = pop.members[m].model.state_dict(), seq.model.state_dict()
         for k in a:  # TF32 / cuDNN algorithms differ between grouped and plain convolutions

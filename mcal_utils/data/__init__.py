@@ -10,7 +10,7 @@ from ._files import DATA_DIR_ENV, OFFLINE_ENV, data_dir, offline
 from .mnist import MNIST, MNIST_IDX_MD5, MNIST_MIRRORS, MNIST_TEST_COUNTS, MNIST_TRAIN_COUNTS, load_mnist
 from .splicing import Splicing, load_splicing, one_hot, usage_ratio
 from .svhn import (SVHN, SVHN_MD5, SVHN_TEST_COUNTS, SVHN_TRAIN_COUNTS, SVHN_URLS, balance_first_k,
-                   balancing_table, greyscale, load_svhn, seed1_permutation)
+                   balancing_table, greyscale, load_svhn, kirillov_permutation)
 from .tasks import (TASK_NAMES, TASK_OPTIONS, Task, load_task, pad_images, rotate_images, split_indices,
                     subsample_indices)
 from .toy1d import Toy1D, synthetic_1d
@@ -21,7 +21,7 @@ __all__ = [
     "MNIST", "MNIST_IDX_MD5", "MNIST_MIRRORS", "MNIST_TEST_COUNTS", "MNIST_TRAIN_COUNTS", "load_mnist",
     "Splicing", "load_splicing", "one_hot", "usage_ratio",
     "SVHN", "SVHN_MD5", "SVHN_TEST_COUNTS", "SVHN_TRAIN_COUNTS", "SVHN_URLS", "balance_first_k",
-    "balancing_table", "greyscale", "load_svhn", "seed1_permutation",
+    "balancing_table", "greyscale", "load_svhn", "kirillov_permutation",
     "TASK_NAMES", "TASK_OPTIONS", "Task", "load_task", "pad_images", "rotate_images", "split_indices",
     "subsample_indices",
     "Toy1D", "synthetic_1d",

@@ -108,7 +108,7 @@ def greyscale(x_HWCN: np.ndarray, *, chunk: int = 8192) -> np.ndarray:
     return out
 
 
-def seed1_permutation(n: int, seed: int = SHUFFLE_SEED) -> np.ndarray:
+def kirillov_permutation(n: int, seed: int = SHUFFLE_SEED) -> np.ndarray:
     """``torch.randperm(n, generator=torch.Generator().manual_seed(seed))`` as int64 numpy."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy().astype(np.int64)
 
@@ -145,7 +145,7 @@ def prepare_file(path: Path, *, shuffle_seed: int = SHUFFLE_SEED) -> tuple[np.nd
     X, y = read_svhn_mat(path)
     bal = balance_first_k(y)
     x = greyscale(X[..., bal.indices])
-    perm = seed1_permutation(bal.indices.size, shuffle_seed)
+    perm = kirillov_permutation(bal.indices.size, shuffle_seed)
     return x[perm], y[bal.indices][perm], bal
 
 

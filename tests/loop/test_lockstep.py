@@ -186,7 +186,7 @@ def test_bench_lockstep_quick_rows():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     rows = module.run(quick=True, device="cpu")
-    assert [r["case"].split(",")[0] for r in rows] == ["deimos_mnist79", "seed1_cnn"]
+    assert [r["case"].split(",")[0] for r in rows] == ["deimos_mnist79", "kirillov_cnn"]
     for r in rows:
         assert {"benchmark", "case", "ours_s", "baseline", "baseline_s", "ratio", "target", "met", "notes"} <= set(r)
         assert r["ours_s"] > 0 and r["baseline_s"] > 0 and r["ratio"] == pytest.approx(r["baseline_s"] / r["ours_s"])
