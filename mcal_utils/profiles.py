@@ -38,15 +38,15 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # MNIST train / test images used (0 = all); the initial set (balanced over the 10 classes) is
         # drawn from the pool; n_candidates: pool points scored per query (0 = the whole pool; DEIMOS:
         # the pool members of X_samp); mc_samples: T (K for BatchBALD, J for DEIMOS); tau_inv: DEIMOS's
-        # tau^-1 (its MNIST 0-9 value). default: 6 strategies x 2 seeds x 8 steps; per-step cost model
+        # tau^-1 (its MNIST 0-9 value). default: 6 strategies x 2 seeds x 6 steps; per-step cost model
         # (CPU seconds, 1 thread, measured): fit 0.5 s at 20 labels to 1.9 s at 100, test accuracy 0.3 s,
-        # query on 500 candidates: BatchBALD 5.3 s, BALD / max-entropy 1.1 s, DEIMOS 0.8 s -> ~290 CPU-s,
-        # ~3 min on 2 idle cores.
+        # query on 500 candidates: BatchBALD 5.3 s, BALD / max-entropy 1.1 s, DEIMOS 0.8 s; 8 steps took
+        # 209 s in the report of 2026-12-01, so 6 steps ~2.7 min on 2 idle cores.
         # paper: no paper runs this notebook; it uses the sizes of Gal, Islam & Ghahramani 2017.
         "smoke": dict(n_seeds=1, seed=0, pool_size=300, test_size=200, initial_size=10, acquisition_size=5,
                       n_steps=1, epochs=2, batch_size=32, lr=0.002, mc_samples=4, n_candidates=60, tau_inv=3e-5),
         "default": dict(n_seeds=2, seed=0, pool_size=5000, test_size=2000, initial_size=20, acquisition_size=10,
-                        n_steps=8, epochs=40, batch_size=32, lr=0.002, mc_samples=20, n_candidates=500,
+                        n_steps=6, epochs=40, batch_size=32, lr=0.002, mc_samples=20, n_candidates=500,
                         tau_inv=3e-5),
         "paper": dict(n_seeds=3, seed=0, pool_size=0, test_size=0, initial_size=20, acquisition_size=10,
                       n_steps=100, epochs=100, batch_size=32, lr=0.002, mc_samples=50, n_candidates=2000,
@@ -62,9 +62,9 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
     "01_concrete_dropout_model": {
         "smoke": dict(dataset="auto", n_train=256, n_val=128, n_test=256, epochs=2,
                       batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=4, seed=42),
-        # default: ~75 s per twin on an idle 2-core machine (~2000 images/s) -> ~3.5 min in all;
-        # 9 min when other jobs compete for the two cores (2-thread torch degrades badly then).
-        "default": dict(dataset="auto", n_train=10000, n_val=2000, n_test=3000, epochs=15,
+        # default: 15 epochs took 230 s on 2 idle cores (report of 2026-12-01) and 330 s when the host
+        # was slower; 10 epochs -> ~2.5 min (9 min when other jobs compete for the two cores).
+        "default": dict(dataset="auto", n_train=10000, n_val=2000, n_test=3000, epochs=10,
                         batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=30, seed=42),
         "paper": dict(dataset="auto", n_train=0, n_val=0, n_test=0, epochs=200,
                       batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=50, seed=42),
@@ -87,18 +87,18 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # probe (() = skip). workers: -1 = one process per core, 0 = in this process, n = n processes.
         # resume: reuse the profile's run directory (False: a fresh temporary one). run_root: a run
         # directory to use instead ("": the profile's cache, keyed by the configs and the package source).
-        # default: 8 methods x 3 seeds + 2 Random ablations x 3 seeds, 11 steps each. Sized from the
-        # measured report of 2026-12-01 (idle 2 cores: 832 s with 15 epochs, 300 candidates, 700 test
-        # images; per step train 2.8 s, eval 0.5 s, MC selection 4-6 s): 12 epochs, 200 candidates and
-        # 500 test images cut train, MC selection and eval time by ~1/5, 1/3 and 2/7 -> ~10.5 min.
+        # default: 8 methods x 3 seeds + 2 Random ablations x 3 seeds, 11 steps each. Sized from
+        # measured reports of 2026-12-01: 832 s on 2 idle cores with 15 epochs, 300 candidates and 700
+        # test images; 727 s on a slower host with 12 / 200 / 500 (train 2.8 s per step, MC selection
+        # 2.8-3.5 s); 10 epochs and 150 candidates -> ~8.5 min on idle cores.
         "smoke": dict(dataset="auto", n_seeds=2, pool_size=300, val_size=30, test_size=100, initial="balanced",
                       initial_size=10, acquisition_size=10, n_steps=1, epochs=1, batch_size=32, lr=0.01,
                       momentum=0.9, mc_samples=3, n_candidates=60, windows=(1,), init="fixed",
                       concrete_scale="none", compare_init=("random",), compare_scale=("random",), power_beta=1.0,
                       probe_passes=(2, 3), workers=0, resume=False, run_root=""),
         "default": dict(dataset="auto", n_seeds=3, pool_size=3000, val_size=100, test_size=500,
-                        initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=12,
-                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=200, windows=(5, 10),
+                        initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=10,
+                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=150, windows=(5, 10),
                         init="fixed", concrete_scale="none", compare_init=("random",), compare_scale=("random",),
                         power_beta=1.0, probe_passes=(10, 50), workers=-1, resume=True, run_root=""),
         "paper": dict(dataset="auto", n_seeds=3, pool_size=0, val_size=0, test_size=0, initial="first",
@@ -124,7 +124,7 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # on the validation set (Appendix E). file_*: the UTKFace / 5' splicing sections, run only
         # when their files are in the data directory; 0 = the paper's value (all data, its epochs,
         # candidates, MC passes and number of acquisitions); file_image_size: UTKFace pixels.
-        # default: 3 methods x 3 seeds x 9 steps, sized by the per-step cost model (notebook 06).
+        # default: 3 methods x 3 seeds x 7 steps (9 steps took 382 s in the report of 2026-12-01; ~5 min).
         "smoke": dict(n_seeds=2, pool_size=200, val_size=20, test_size=100, rotated_max_angle=45.0,
                       initial_size=20, acquisition_sizes=(10,), n_acquired=20, n_candidates=50, epochs=2,
                       batch_size=32, lr=0.001, p=0.5, l2=2.0, mc_samples=4, eval_mc_samples=4, tau_factor=0.1,
@@ -132,7 +132,7 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
                       file_test_size=100, file_n_candidates=50, file_eval_mc_samples=4, file_image_size=32,
                       workers=0, resume=False),
         "default": dict(n_seeds=3, pool_size=3000, val_size=50, test_size=1000, rotated_max_angle=45.0,
-                        initial_size=100, acquisition_sizes=(50,), n_acquired=400, n_candidates=1000, epochs=30,
+                        initial_size=100, acquisition_sizes=(50,), n_acquired=300, n_candidates=1000, epochs=30,
                         batch_size=32, lr=0.001, p=0.5, l2=2.0, mc_samples=50, eval_mc_samples=50,
                         tau_factor=0.1, file_sections=("utkface", "splicing"), file_n_steps=4, file_epochs=30,
                         file_pool_size=3000, file_test_size=1000, file_n_candidates=1000,
@@ -152,17 +152,18 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # (DEIMOS masks, BALD/MaxEnt passes, BatchBALD K); eval_mc_samples: test passes; n_candidates_*:
         # random pool candidates per step; tau_inv_10_alt: a second 0-9 DEIMOS with the authors'
         # notebook value (0 = skip); whole_pool: DEIMOS over (almost) the whole pool beside it in b1.
-        # default: sized from the measured report of 2026-12-01 (idle 2 cores: b1 505 s for 41 steps,
-        # b25 113 s, b100 214 s for 4 steps with BatchBALD selections of 9.8 s at 1000 samples): 30
-        # acquisitions in b1 (the paper's 0.95 / 0.96 crossings came at 12-16), 2 acquisitions in b100 and
-        # 500 BatchBALD samples -> b1 ~380 s, b25 ~113 s, b100 ~145 s, ~11 min with the notebook's overheads.
+        # default: sized from the measured report of 2026-12-01 (idle 2 cores: b1 505 s for 41 steps of
+        # 1.4 s, b25 113 s for 5 steps, b100 214 s for 4 steps with BatchBALD selections of 9.8 s at 1000
+        # samples): 24 acquisitions in b1 (DEIMOS's 0.95 / 0.96 crossings came at 14 / 16 there), 45
+        # epochs, 3 steps of b25, 2 of b100 with 20 epochs and 500 BatchBALD samples -> b1 ~250 s, b25
+        # ~80 s, b100 ~100 s: ~7.5 min with the notebook's overheads (~10.5 min on a 1.4x slower host).
         "smoke": dict(n_seeds=2, experiments=("b1", "b25", "b100"), pool_size=400, test_size=60, n_acq_b1=2,
                       n_steps_b25=1, n_steps_b100=1, epochs=2, epochs_b100=2, mc_samples=4, eval_mc_samples=4,
                       n_candidates_79=40, n_candidates_10=120, batchbald_samples=100, tau_inv_79=8.37e-5,
                       tau_inv_10=3e-5, tau_inv_10_alt=3e-4, pixel_scale="unit", batching="even",
                       outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=True, workers=0, resume=False),
-        "default": dict(n_seeds=3, experiments=("b1", "b25", "b100"), pool_size=0, test_size=1000, n_acq_b1=30,
-                        n_steps_b25=4, n_steps_b100=2, epochs=50, epochs_b100=30, mc_samples=20,
+        "default": dict(n_seeds=3, experiments=("b1", "b25", "b100"), pool_size=0, test_size=1000, n_acq_b1=24,
+                        n_steps_b25=3, n_steps_b100=2, epochs=45, epochs_b100=20, mc_samples=20,
                         eval_mc_samples=10, n_candidates_79=500, n_candidates_10=500, batchbald_samples=500,
                         tau_inv_79=8.37e-5, tau_inv_10=3e-5, tau_inv_10_alt=0.0, pixel_scale="unit",
                         batching="even", outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=False,
