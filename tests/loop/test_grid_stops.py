@@ -93,7 +93,9 @@ def test_ctrl_c_stops_workers_promptly_and_starts_no_queued_run(tmp_path):
     configs = [cfg(**{**QUICK, "n_steps": 20}, seed=s) for s in (0, 1, 2)]
     proc = _parent(tmp_path, configs, max_workers=1)
     try:
-        _wait_for(lambda: len(_worker_pids(tmp_path, configs)) == 1, 90, "the first run to start")
+        first = loop.run_dir_for(tmp_path / "grid", configs[0]) / "config.json"
+        # the first run has started (its worker is known and it has written its config), the others are queued
+        _wait_for(lambda: len(_worker_pids(tmp_path, configs)) == 1 and first.exists(), 90, "the first run to start")
         workers = _worker_pids(tmp_path, configs)
         t0 = time.monotonic()
         os.kill(proc.pid, signal.SIGINT)  # Ctrl-C in the parent's terminal
