@@ -12,6 +12,21 @@ export PYTHONHASHSEED := 0
 # of MNIST and never try a dataset mirror. `make report MCAL_OFFLINE=0` allows the mirrors.
 MCAL_OFFLINE ?= 1
 export MCAL_OFFLINE
+# ISA=avx2: every numeric library runs its AVX2 kernels, as on a CPU without AVX-512 (torch, oneDNN,
+# MKL, OpenBLAS, numpy); this reproduces bit for bit a report built on such a CPU, and is how the
+# cross-machine drift is measured (README, "Determinism"). Kept equal to environment.DRIFT_SETTINGS (tested).
+ISA ?= native
+ifeq ($(ISA),avx2)
+export ATEN_CPU_CAPABILITY := avx2
+export ONEDNN_MAX_CPU_ISA := AVX2
+export MKL_ENABLE_INSTRUCTIONS := AVX2
+export OPENBLAS_CORETYPE := Haswell
+export NPY_DISABLE_CPU_FEATURES := X86_V4 AVX512_ICL AVX512_SPR
+else ifneq ($(ISA),native)
+$(error ISA must be native or avx2, not $(ISA))
+endif
+# REPORT_OUT: where `make report` renders (default reports/; e.g. a second build to compare with).
+REPORT_OUT ?= reports
 
 .PHONY: report test install install-dev benchmarks clean-reports strip-notebooks help
 
@@ -41,7 +56,7 @@ install-dev: $(VENV)/.dev
 # stamped <sha>-dirty with a warning), --only 03 04 (re-run some notebooks, keep the others' rows).
 REPORT_FLAGS ?=
 report: $(VENV)/.runtime
-	$(PY) -m mcal_utils.report --profile $(PROFILE) --notebooks notebooks --out reports $(REPORT_FLAGS)
+	$(PY) -m mcal_utils.report --profile $(PROFILE) --notebooks notebooks --out $(REPORT_OUT) $(REPORT_FLAGS)
 
 test: $(VENV)/.dev
 	MCAL_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=900 -p no:cacheprovider

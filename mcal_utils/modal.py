@@ -41,6 +41,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from mcal_utils import mc, training
 from mcal_utils.acquisition import get_strategy
 from mcal_utils.acquisition.requirements import REQUIREMENTS, AcquisitionContext
+from mcal_utils.acquisition.tau import auto_tau_inv, check_tau_factor
 from mcal_utils.loop.seeds import step_seeds
 from mcal_utils.models import MCModel
 
@@ -121,7 +122,13 @@ class MCQuery:
     DEIMOS; unused by deterministic and feature strategies). n_candidates: score a seeded random
     subset of this many pool points (None: the whole pool; DEIMOS: the pool members of X_samp,
     ``min(len(X_pool), 2500)`` by default as in its paper). tau_inv: DEIMOS's tau^-1 (required
-    for "deimos"). random_state: int; query i uses seeds derived from (random_state, i).
+    for "deimos"): a number, or ``{"auto": factor}`` (DEIMOS Appendix E, as the loop): computed
+    once, at the first query (the step-0 model), as ``factor`` x the mean MC-dropout variance of
+    ``mc_samples`` fresh-mask passes seeded from ``(random_state, 0, "tau")``, on ``x_val`` (a
+    validation set, as the loop uses) or, without one, on a seeded subset of that query's pool of
+    ``n_candidates`` points (unlabelled, so unseen by the model as a validation set is); the value
+    is kept in ``tau_inv_`` and used at every query. random_state: int; query i uses seeds derived
+    from (random_state, i).
     options: further keywords of the strategy (e.g. ``{"num_samples": 10000}`` for BatchBALD),
     checked now. ``n_queries`` counts the calls so far.
 
@@ -132,10 +139,12 @@ class MCQuery:
     strategy: str
     mc_samples: int = 20
     n_candidates: int | None = None
-    tau_inv: float | None = None
+    tau_inv: float | dict | None = None
     random_state: int = 0
     options: dict = field(default_factory=dict)
+    x_val: np.ndarray | None = field(default=None, repr=False, compare=False)
     n_queries: int = field(default=0, init=False)
+    tau_inv_: float | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._strategy = get_strategy(self.strategy)
@@ -148,11 +157,25 @@ class MCQuery:
                                               self.n_candidates < 1):
             raise ValueError(f"n_candidates must be None or an int >= 1, got {self.n_candidates!r}")
         if self._requirement.needs_tau:
-            if not (isinstance(self.tau_inv, (int, float)) and math.isfinite(self.tau_inv) and self.tau_inv > 0):
+            if isinstance(self.tau_inv, dict):
+                if set(self.tau_inv) != {"auto"}:
+                    raise ValueError(f"tau_inv as a dict must be {{'auto': factor}} (DEIMOS Appendix E), got "
+                                     f"{self.tau_inv!r}")
+                self.tau_inv = {"auto": check_tau_factor(self.tau_inv["auto"])}
+                if self.mc_samples < 2:
+                    raise ValueError(f"tau_inv={{'auto': ...}} needs mc_samples >= 2 (a variance over passes), "
+                                     f"got {self.mc_samples}")
+            elif not (isinstance(self.tau_inv, (int, float)) and not isinstance(self.tau_inv, bool)
+                      and math.isfinite(self.tau_inv) and self.tau_inv > 0):
                 raise ValueError(f"strategy {self.strategy!r} needs tau_inv, a finite number > 0 (DEIMOS's "
-                                 f"tau^-1, e.g. 8.37e-5 on MNIST 7-vs-9), got {self.tau_inv!r}")
+                                 f"tau^-1, e.g. 8.37e-5 on MNIST 7-vs-9) or {{'auto': factor}}, got {self.tau_inv!r}")
+            else:
+                self.tau_inv_ = float(self.tau_inv)
         elif self.tau_inv is not None:
             raise ValueError(f"tau_inv is only used by DEIMOS, not by {self.strategy!r}; leave it None")
+        if self.x_val is not None and not isinstance(self.tau_inv, dict):
+            raise ValueError("x_val is only used by tau_inv={'auto': factor} (the data of its MC variance); "
+                             "leave it None")
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer)) or \
                 self.random_state < 0:
             raise ValueError(f"random_state must be a non-negative int, got {self.random_state!r}")
@@ -180,14 +203,32 @@ class MCQuery:
         else:
             x_labelled = np.zeros((0, *x_pool.shape[1:]), np.float32)
         n_lab = len(x_labelled)
+        if self._requirement.needs_tau and self.tau_inv_ is None:
+            self.tau_inv_ = self._auto_tau_inv(model, x_pool, n_cand)
         seeds = step_seeds(int(self.random_state), self.n_queries)
         self.n_queries += 1
         context = AcquisitionContext(
             model=model, x_train=np.concatenate([x_labelled, x_pool]) if n_lab else x_pool,
             labelled=np.arange(n_lab, dtype=np.int64), pool=np.arange(n_lab, n_lab + n_pool, dtype=np.int64),
-            n_candidates=n_cand, mc_samples=int(self.mc_samples), tau_inv=self.tau_inv, seed=seeds)
+            n_candidates=n_cand, mc_samples=int(self.mc_samples), tau_inv=self.tau_inv_, seed=seeds)
         inputs = self._requirement(context)
         batch = self._strategy.select(int(n_instances), random_state=seeds("select"), **inputs.arrays,
                                       **self.options)
         positions = inputs.pool_positions(batch.indices, int(n_instances), self.strategy)
         return positions.astype(np.int64), np.asarray(batch.scores, np.float64)
+
+    def _auto_tau_inv(self, model: MCModel, x_pool: np.ndarray, n_cand: int | None) -> float:
+        """``{"auto": factor}``: factor x the mean MC variance of ``model`` on ``x_val`` or a seeded
+        subset of ``n_cand`` pool points (fresh masks, seeds of query 0, as the loop's step 0)."""
+        seeds = step_seeds(int(self.random_state), 0)
+        if self.x_val is not None:
+            x = np.asarray(self.x_val, np.float32)
+            if x.ndim < 2 or len(x) == 0 or x.shape[1:] != x_pool.shape[1:]:
+                raise ValueError(f"x_val must hold >= 1 input of X_pool's shape {x_pool.shape[1:]}, got shape "
+                                 f"{x.shape}")
+        else:
+            n = len(x_pool) if n_cand is None else min(n_cand, len(x_pool))
+            rows = np.sort(np.random.default_rng(seeds("tau_rows")).choice(len(x_pool), size=n, replace=False))
+            x = x_pool[rows]
+        preds = mc.predict(model, x, int(self.mc_samples), masks="fresh", random_state=seeds("tau"))
+        return auto_tau_inv(preds, self.tau_inv["auto"])

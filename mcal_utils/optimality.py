@@ -39,14 +39,16 @@ __all__ = [
     "PAPER_RESULTS",
 ]
 
-#: (n_points, batch) x n_samples of DEIMOS Appendix A (9 configurations).
+#: (n_points, batch) x n_samples: the 9 configurations of the DEIMOS authors' repository
+#: (BatchOptimality/EmpiricalOptimalityRatios/); the paper's Figure A.1 shows 6 of them (3 and 50 samples).
 PAPER_CONFIGS: tuple[tuple[int, int, int], ...] = tuple(
     (n, b, s) for (n, b) in ((200, 2), (30, 5), (20, 10)) for s in (2, 3, 50)
 )
 
-#: Published (mean ratio, min ratio), 200 trials each, read off the authors' repository
-#: results (docs/REFERENCES.md; DEIMOS, Nagpal & Knowles, Appendix A). The 20/10/3
-#: mean is reported as "approximately 1" (all ratios in [0.99999, 1]); we store 1.0.
+#: (mean ratio, min ratio) of the 200 trials of each configuration, computed from the DEIMOS
+#: authors' repository arrays BatchOptimality/EmpiricalOptimalityRatios/BS{b}Samp{s}OptRatios.npy
+#: (not printed in the paper, whose Figure A.1 shows histograms; = references.DEIMOS_APPENDIX_A_RATIOS).
+#: The 20/10/3 mean is 1.0 to six decimals (Figure A.1(e): all ratios in [0.99999, 1]).
 PAPER_RESULTS: dict[tuple[int, int, int], tuple[float, float]] = {
     (200, 2, 2): (1.0, 1.0),
     (200, 2, 3): (0.997075, 0.983797),

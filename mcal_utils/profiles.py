@@ -31,6 +31,9 @@ ENV_VAR = "MCAL_PROFILE"
 # ---------------------------------------------------------------------------
 # One entry per notebook. Keep the keys identical across the three profiles.
 # ---------------------------------------------------------------------------
+#: notebook 07's modAL-loop strategies (display names), in table order
+STRATEGIES_07: tuple[str, ...] = ("random", "modAL uncertainty", "max-entropy (MC)", "BALD", "BatchBALD", "DEIMOS")
+
 NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
     "07_own_model": {
         # A CNN of your own (plain nn.Dropout / nn.Dropout2d) on MNIST, converted by models.patch_dropout,
@@ -43,14 +46,17 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # query on 500 candidates: BatchBALD 5.3 s, BALD / max-entropy 1.1 s, DEIMOS 0.8 s; 8 steps took
         # 209 s in the report of 2026-12-01, so 6 steps ~2.7 min on 2 idle cores.
         # paper: no paper runs this notebook; it uses the sizes of Gal, Islam & Ghahramani 2017.
-        "smoke": dict(n_seeds=1, seed=0, pool_size=300, test_size=200, initial_size=10, acquisition_size=5,
-                      n_steps=1, epochs=2, batch_size=32, lr=0.002, mc_samples=4, n_candidates=60, tau_inv=3e-5),
-        "default": dict(n_seeds=2, seed=0, pool_size=5000, test_size=2000, initial_size=20, acquisition_size=10,
-                        n_steps=6, epochs=40, batch_size=32, lr=0.002, mc_samples=20, n_candidates=500,
-                        tau_inv=3e-5),
-        "paper": dict(n_seeds=3, seed=0, pool_size=0, test_size=0, initial_size=20, acquisition_size=10,
+        "smoke": dict(n_seeds=2, seed=0, pool_size=300, test_size=200, initial_size=10, acquisition_size=5,
+                      n_steps=1, epochs=2, batch_size=32, lr=0.002, mc_samples=4, n_candidates=60, tau_inv=3e-5,
+                      strategies=STRATEGIES_07),
+        # default (8 seeds, the comparison's minimum): 4 strategies x 8 seeds x 4 queries, 20 epochs, 1000 test
+        # images: ~5.5 s per run from the per-step costs above (fits halve with the epochs) -> ~3 min.
+        "default": dict(n_seeds=8, seed=0, pool_size=5000, test_size=1000, initial_size=20, acquisition_size=10,
+                        n_steps=4, epochs=20, batch_size=32, lr=0.002, mc_samples=20, n_candidates=500,
+                        tau_inv=3e-5, strategies=("random", "modAL uncertainty", "BALD", "DEIMOS")),
+        "paper": dict(n_seeds=8, seed=0, pool_size=0, test_size=0, initial_size=20, acquisition_size=10,
                       n_steps=100, epochs=100, batch_size=32, lr=0.002, mc_samples=50, n_candidates=2000,
-                      tau_inv=3e-5),
+                      tau_inv=3e-5, strategies=STRATEGIES_07),
     },
     "00_data_prep": {
         # n_show: images per grid row; n_rotated: rotated-MNIST training images built (0 = all 60000);
@@ -60,19 +66,21 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         "paper": dict(n_show=16, rotated_max_angle=45.0, n_rotated=0, verify_checksums=True, seed=0),
     },
     "01_concrete_dropout_model": {
-        "smoke": dict(dataset="auto", n_train=256, n_val=128, n_test=256, epochs=2,
+        # n_seeds: twin pairs (Concrete / fixed p), one per seed; the comparison rests on them.
+        "smoke": dict(dataset="auto", n_seeds=2, n_train=256, n_val=128, n_test=256, epochs=2,
                       batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=4, seed=42),
-        # default: 15 epochs took 230 s on 2 idle cores (report of 2026-12-01) and 330 s when the host
-        # was slower; 10 epochs -> ~2.5 min (9 min when other jobs compete for the two cores).
-        "default": dict(dataset="auto", n_train=10000, n_val=2000, n_test=3000, epochs=10,
-                        batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=30, seed=42),
-        "paper": dict(dataset="auto", n_train=0, n_val=0, n_test=0, epochs=200,
+        # default: 8 twin pairs. Sized from the measured 2 idle cores: the kirillov CNN trains at ~2550
+        # images/s on MNIST-32, so 3000 images x 6 epochs ~7 s per net plus ~3 s of evaluation (10 MC
+        # passes over 2000 test images): 16 nets ~3 min.
+        "default": dict(dataset="auto", n_seeds=8, n_train=3000, n_val=1000, n_test=2000, epochs=6,
+                        batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=10, seed=42),
+        "paper": dict(dataset="auto", n_seeds=8, n_train=0, n_val=0, n_test=0, epochs=200,
                       batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=50, seed=42),
     },
     "03_deimos_1d_toy": {
-        "smoke": dict(n_seeds=1, seed=0, n_train=100, epochs=3, train_batch_size=128, lr=0.001, l2=5e-4,
+        "smoke": dict(n_seeds=2, seed=0, n_train=100, epochs=3, train_batch_size=128, lr=0.001, l2=5e-4,
                       p=0.2, acq_batch_size=5, n_masks=8, mc_samples=8, tau_factor=0.15),
-        "default": dict(n_seeds=5, seed=0, n_train=100, epochs=300, train_batch_size=128, lr=0.001, l2=5e-4,
+        "default": dict(n_seeds=8, seed=0, n_train=100, epochs=300, train_batch_size=128, lr=0.001, l2=5e-4,
                         p=0.2, acq_batch_size=5, n_masks=50, mc_samples=100, tau_factor=0.15),
         "paper": dict(n_seeds=10, seed=0, n_train=100, epochs=300, train_batch_size=128, lr=0.001, l2=5e-4,
                       p=0.2, acq_batch_size=5, n_masks=50, mc_samples=100, tau_factor=0.15),
@@ -87,21 +95,24 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # probe (() = skip). workers: -1 = one process per core, 0 = in this process, n = n processes.
         # resume: reuse the profile's run directory (False: a fresh temporary one). run_root: a run
         # directory to use instead ("": the profile's cache, keyed by the configs and the package source).
-        # default: 8 methods x 3 seeds + 2 Random ablations x 3 seeds, 11 steps each. Sized from
-        # measured reports of 2026-12-01: 832 s on 2 idle cores with 15 epochs, 300 candidates and 700
-        # test images; 727 s on a slower host with 12 / 200 / 500 (train 2.8 s per step, MC selection
-        # 2.8-3.5 s); 10 epochs and 150 candidates -> ~8.5 min on idle cores.
-        "smoke": dict(dataset="auto", n_seeds=2, pool_size=300, val_size=30, test_size=100, initial="balanced",
+        # default: 7 methods (Power BALD left out: power_beta=0) x 8 seeds, no ablation runs, 11 steps
+        # each: 8 seeds let the exact sign-flip p of mcal_utils.compare reach 2/2^8 = 0.008. Sized from
+        # single runs of the notebook's default base config (one seed, one torch thread, CPU seconds per
+        # run): a deterministic strategy ~13.9 s at 10 epochs and ~11.8 s at 8, an MC one (T = 50) ~27 s
+        # at 10 epochs / 150 candidates, ~25 s at 100 candidates; these rates reproduce the previous
+        # default's ~5 min idle (8 methods + 2 Random ablations x 3 seeds, 10 epochs, 150 candidates).
+        # 8 epochs, 100 candidates, 500 test images: ~820 CPU-s of runs on 2 workers -> ~7.5 min idle.
+        "smoke": dict(dataset="auto", n_seeds=4, pool_size=300, val_size=30, test_size=100, initial="balanced",
                       initial_size=10, acquisition_size=10, n_steps=1, epochs=1, batch_size=32, lr=0.01,
                       momentum=0.9, mc_samples=3, n_candidates=60, windows=(1,), init="fixed",
                       concrete_scale="none", compare_init=("random",), compare_scale=("random",), power_beta=1.0,
                       probe_passes=(2, 3), workers=0, resume=False, run_root=""),
-        "default": dict(dataset="auto", n_seeds=3, pool_size=3000, val_size=100, test_size=500,
-                        initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=10,
-                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=150, windows=(5, 10),
-                        init="fixed", concrete_scale="none", compare_init=("random",), compare_scale=("random",),
-                        power_beta=1.0, probe_passes=(10, 50), workers=-1, resume=True, run_root=""),
-        "paper": dict(dataset="auto", n_seeds=3, pool_size=0, val_size=0, test_size=0, initial="first",
+        "default": dict(dataset="auto", n_seeds=8, pool_size=3000, val_size=100, test_size=500,
+                        initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=8,
+                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=100, windows=(5, 10),
+                        init="fixed", concrete_scale="none", compare_init=(), compare_scale=(),
+                        power_beta=0.0, probe_passes=(10, 50), workers=-1, resume=True, run_root=""),
+        "paper": dict(dataset="auto", n_seeds=8, pool_size=0, val_size=0, test_size=0, initial="first",
                       initial_size=1000, acquisition_size=1000, n_steps=36, epochs=200, batch_size=64, lr=0.001,
                       momentum=0.9, mc_samples=50, n_candidates=0, windows=(10, 20), init="fixed",
                       concrete_scale="none", compare_init=("random", "entropy", "entropy_mc"),
@@ -124,20 +135,24 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # on the validation set (Appendix E). file_*: the UTKFace / 5' splicing sections, run only
         # when their files are in the data directory; 0 = the paper's value (all data, its epochs,
         # candidates, MC passes and number of acquisitions); file_image_size: UTKFace pixels.
-        # default: 3 methods x 3 seeds x 7 steps (9 steps took 382 s in the report of 2026-12-01; ~5 min).
+        # default: 3 methods x 8 seeds (the decision rule of mcal_utils.compare needs >= 6; 8 resolve
+        # a consistent effect) x 5 steps (n_acquired 200). Sized from one DEIMOS run at these sizes, timed
+        # alone with 1 torch thread: 14.7 s of CPU for its 5 steps (train 2.2 s at 100 labels to 5.4 s at
+        # 300, wall; 22 s wall on a shared CPU); 24 runs ~350 CPU s -> ~3 min on 2 workers, ~3.6 min with
+        # the notebook's overheads (LMM A/A calibration ~2 s). The 3-seed, 7-step default took ~2.3 min.
         "smoke": dict(n_seeds=2, pool_size=200, val_size=20, test_size=100, rotated_max_angle=45.0,
                       initial_size=20, acquisition_sizes=(10,), n_acquired=20, n_candidates=50, epochs=2,
                       batch_size=32, lr=0.001, p=0.5, l2=2.0, mc_samples=4, eval_mc_samples=4, tau_factor=0.1,
                       file_sections=("utkface", "splicing"), file_n_steps=1, file_epochs=2, file_pool_size=400,
                       file_test_size=100, file_n_candidates=50, file_eval_mc_samples=4, file_image_size=32,
                       workers=0, resume=False),
-        "default": dict(n_seeds=3, pool_size=3000, val_size=50, test_size=1000, rotated_max_angle=45.0,
-                        initial_size=100, acquisition_sizes=(50,), n_acquired=300, n_candidates=1000, epochs=30,
+        "default": dict(n_seeds=8, pool_size=3000, val_size=50, test_size=1000, rotated_max_angle=45.0,
+                        initial_size=100, acquisition_sizes=(50,), n_acquired=200, n_candidates=1000, epochs=30,
                         batch_size=32, lr=0.001, p=0.5, l2=2.0, mc_samples=50, eval_mc_samples=50,
                         tau_factor=0.1, file_sections=("utkface", "splicing"), file_n_steps=4, file_epochs=30,
                         file_pool_size=3000, file_test_size=1000, file_n_candidates=1000,
                         file_eval_mc_samples=50, file_image_size=64, workers=-1, resume=True),
-        "paper": dict(n_seeds=3, pool_size=0, val_size=50, test_size=0, rotated_max_angle=45.0,
+        "paper": dict(n_seeds=8, pool_size=0, val_size=50, test_size=0, rotated_max_angle=45.0,
                       initial_size=150, acquisition_sizes=(100, 200), n_acquired=2000, n_candidates=5000,
                       epochs=250, batch_size=128, lr=0.001, p=0.5, l2=2.0, mc_samples=50, eval_mc_samples=300,
                       tau_factor=0.1, file_sections=("utkface", "splicing"), file_n_steps=0, file_epochs=0,
@@ -152,23 +167,26 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # (DEIMOS masks, BALD/MaxEnt passes, BatchBALD K); eval_mc_samples: test passes; n_candidates_*:
         # random pool candidates per step; tau_inv_10_alt: a second 0-9 DEIMOS with the authors'
         # notebook value (0 = skip); whole_pool: DEIMOS over (almost) the whole pool beside it in b1.
-        # default: sized from the measured report of 2026-12-01 (idle 2 cores: b1 505 s for 41 steps of
-        # 1.4 s, b25 113 s for 5 steps, b100 214 s for 4 steps with BatchBALD selections of 9.8 s at 1000
-        # samples): 24 acquisitions in b1 (DEIMOS's 0.95 / 0.96 crossings came at 14 / 16 there), 45
-        # epochs, 3 steps of b25, 2 of b100 with 20 epochs and 500 BatchBALD samples -> b1 ~250 s, b25
-        # ~80 s, b100 ~100 s: ~7.5 min with the notebook's overheads (~10.5 min on a 1.4x slower host).
+        # default: 8 seeds (the decision rule of mcal_utils.compare needs >= 6; 8 resolve a consistent
+        # effect), paid for by dropping b25 (paper only), b1 20 acquisitions (DEIMOS's 0.95 / 0.96
+        # crossings came at 14 / 16 at 45 epochs; a method that never crosses is censored) and 1 step of
+        # b100. Sized from single runs timed alone (1 torch thread, CPU seconds; the shared host's wall
+        # was ~1.5x): b1 DEIMOS 2.0 s for step 0 then ~0.7 s per step (robust k-center the same), so
+        # ~17.5 s per run, 40 runs ~700 s; b100 per seed DEIMOS 2.0 s, BatchBALD 7.7 s (500 samples;
+        # the selection 7.3 s wall), the others ~2 s: ~125 s for 8 seeds. On 2 workers ~6.9 min of
+        # runs, ~8 min with the notebook's overheads (LMM tests and A/A calibrations ~10 s).
         "smoke": dict(n_seeds=2, experiments=("b1", "b25", "b100"), pool_size=400, test_size=60, n_acq_b1=2,
                       n_steps_b25=1, n_steps_b100=1, epochs=2, epochs_b100=2, mc_samples=4, eval_mc_samples=4,
                       n_candidates_79=40, n_candidates_10=120, batchbald_samples=100, tau_inv_79=8.37e-5,
                       tau_inv_10=3e-5, tau_inv_10_alt=3e-4, pixel_scale="unit", batching="even",
                       outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=True, workers=0, resume=False),
-        "default": dict(n_seeds=3, experiments=("b1", "b25", "b100"), pool_size=0, test_size=1000, n_acq_b1=24,
-                        n_steps_b25=3, n_steps_b100=2, epochs=45, epochs_b100=20, mc_samples=20,
+        "default": dict(n_seeds=8, experiments=("b1", "b100"), pool_size=0, test_size=1000, n_acq_b1=20,
+                        n_steps_b25=3, n_steps_b100=1, epochs=45, epochs_b100=20, mc_samples=20,
                         eval_mc_samples=10, n_candidates_79=500, n_candidates_10=500, batchbald_samples=500,
                         tau_inv_79=8.37e-5, tau_inv_10=3e-5, tau_inv_10_alt=0.0, pixel_scale="unit",
                         batching="even", outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=False,
                         workers=-1, resume=True),
-        "paper": dict(n_seeds=3, experiments=("b1", "b25", "b100"), pool_size=0, test_size=0, n_acq_b1=200,
+        "paper": dict(n_seeds=8, experiments=("b1", "b25", "b100"), pool_size=0, test_size=0, n_acq_b1=200,
                       n_steps_b25=20, n_steps_b100=10, epochs=300, epochs_b100=300, mc_samples=50,
                       eval_mc_samples=100, n_candidates_79=2500, n_candidates_10=2000, batchbald_samples=10000,
                       tau_inv_79=8.37e-5, tau_inv_10=3e-5, tau_inv_10_alt=3e-4, pixel_scale="raw",
@@ -307,6 +325,7 @@ RULES: dict[str, Rule] = {
     "batching": Rule(choices=("even", "keras")),
     "outlier_fraction": Rule(ge=0.0, lt=1.0),
     "kcenter_time_limit": _POSITIVE,
+    "strategies": Rule(subset_of=STRATEGIES_07, note="notebook 07's modAL loop"),
 }
 
 #: The old name of the choices table (kept for callers of earlier versions).
@@ -397,6 +416,10 @@ def _own_model_07(v: Mapping[str, Any]) -> str | None:
         return f"initial_size={v['initial_size']} must be a multiple of the 10 classes (balanced initial set)"
     if v["n_steps"] < 1:
         return f"n_steps={v['n_steps']} must be >= 1 (a curve needs two points)"
+    if not {"random", "DEIMOS"} <= set(v["strategies"]):
+        return f"strategies={tuple(v['strategies'])} must include 'random' and 'DEIMOS' (the comparison's baseline and subject)"
+    if v["n_seeds"] < 2:
+        return f"n_seeds={v['n_seeds']} must be >= 2: the comparisons pair the strategies by seed"
     if v["mc_samples"] < 2:
         return f"mc_samples={v['mc_samples']} must be >= 2: BALD, BatchBALD and DEIMOS score the spread between passes"
     if v["n_candidates"] and v["n_candidates"] < v["acquisition_size"]:
@@ -530,7 +553,10 @@ def resolve(notebook: str, profile: str | None = None, **overrides: Any) -> Sett
     """
     if notebook not in NOTEBOOKS:
         raise ValueError(f"unknown notebook {notebook!r}; valid: {sorted(NOTEBOOKS)}")
-    name = profile_name(profile)
+    try:
+        name = profile_name(profile)
+    except ValueError as err:
+        raise ValueError(f"{notebook}: {err}") from None
     entry = NOTEBOOKS[notebook]
     values = dict(entry[name])
     reference = entry["default"]
@@ -541,13 +567,71 @@ def resolve(notebook: str, profile: str | None = None, **overrides: Any) -> Sett
     return Settings(notebook, name, _check_all(notebook, name, values))
 
 
+#: Globals of a notebook namespace that are never parameters (IPython's own, and the profile).
+_NOT_PARAMETERS = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open", "profile"})
+_PLAIN = (type(None), bool, int, float, str, tuple, list, dict)
+
+
+def _cell_parameters(source: str) -> list[str] | None:
+    """Names a parameters-like cell assigns: papermill's injected cell (``# Parameters`` first) or a
+    cell of only ``name = literal`` lines; None for any other cell."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # an IPython magic or a typo: not a parameters cell
+        return None
+    names = []
+    for stmt in tree.body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            return None
+        try:
+            ast.literal_eval(stmt.value)
+        except ValueError:
+            if not source.lstrip().startswith("# Parameters"):
+                return None
+        names.append(stmt.targets[0].id)
+    return names or None
+
+
+def _parameter_names(namespace: Mapping[str, Any]) -> set[str]:
+    """The names set as parameters. In an IPython kernel (``In``: the executed cells' sources): the
+    names assigned by papermill's injected cells and by the first cell run (the parameters cell)
+    if it is parameters-like, so that later globals (a cell re-run in a live kernel) are not
+    mistaken for parameters. Elsewhere: every public global holding a plain value (None, bool,
+    number, str, tuple, list, dict), modules, functions and classes aside."""
+    history = namespace.get("In")
+    if isinstance(history, list) and history and all(isinstance(h, str) for h in history):
+        first = next((i for i, source in enumerate(history) if source.strip()), None)
+        return {n for i, source in enumerate(history) if i == first or source.lstrip().startswith("# Parameters")
+                for n in (_cell_parameters(source) or ())}
+    return {k for k, v in namespace.items()
+            if not k.startswith("_") and k not in _NOT_PARAMETERS and isinstance(v, _PLAIN)}
+
+
 def resolve_parameters(notebook: str, namespace: Mapping[str, Any]) -> Settings:
     """:func:`resolve` from a notebook's parameters: ``profile`` and every knob of the notebook's
     entry are read from ``namespace`` (the notebook's ``globals()``); absent or ``None`` knobs
-    take the profile's value. Call it right after the papermill ``parameters`` cell."""
+    take the profile's value. Call it right after the papermill ``parameters`` cell.
+
+    A parameter that is not a knob of the notebook (``papermill -p n_sedes 3``) is refused, naming
+    the notebook, the unknown name and the closest knob: papermill would inject it and the run
+    would go on with the defaults. Which names are parameters: see :func:`_parameter_names`.
+    """
+    import difflib
+
     if notebook not in NOTEBOOKS:
         raise ValueError(f"unknown notebook {notebook!r}; valid: {sorted(NOTEBOOKS)}")
-    knobs = {k: namespace[k] for k in NOTEBOOKS[notebook]["default"] if namespace.get(k) is not None}
+    valid = sorted(NOTEBOOKS[notebook]["default"])
+    unknown = sorted(_parameter_names(namespace) - set(valid) - _NOT_PARAMETERS)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, valid + ["profile"], n=1)
+            hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+        raise ValueError(f"{notebook}: unknown parameter(s) {', '.join(hints)}: not knobs of this notebook, so they "
+                         f"would be ignored (papermill -p injects any name). Valid: profile, {', '.join(valid)}")
+    knobs = {k: namespace[k] for k in valid if namespace.get(k) is not None}
     return resolve(notebook, namespace.get("profile"), **knobs)
 
 

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import nbformat
 
-from mcal_utils import profiles
+from mcal_utils import environment, profiles
 from mcal_utils.data._files import atomic_write, write_text_atomic
 
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
@@ -90,7 +90,8 @@ PAPERS = {
 QUESTIONS = {
     "00": ("Which data sets do the two papers use, and do our loaders reproduce their sizes, "
            "class counts and preprocessing?", ("entropy", "deimos")),
-    "01": ("Does Concrete Dropout learn the dropout rates the paper reports, and does it make the "
+    "01": ("Does Concrete Dropout learn the dropout rates the MC-dropout-entropy author reports, and "
+           "does it make the "
            "CNN more accurate or better calibrated than a fixed rate?", ("entropy",)),
     "02": ("Which sampling strategy reaches a given accuracy with the fewest labels "
            "(accuracy-vs-budget curves, AUBC, TP)?", ("entropy",)),
@@ -506,13 +507,17 @@ def _format_value(key: str, value) -> str:
 
 
 def scaled_down(name: str, profile: str) -> list[str]:
-    """``key value (paper: value)`` for every setting of ``name`` where ``profile`` differs from ``paper``."""
+    """``key value (`paper` profile: value)`` for every setting of ``name`` where ``profile`` differs from
+    the ``paper`` profile. The ``paper`` profile is this project's full-size setting: it follows the papers
+    where they fix a value, but some of its values (e.g. the number of seeds) are the project's own, so
+    they are labelled as the profile's, never as "the paper's"."""
     entry = profiles.NOTEBOOKS.get(name)
     if entry is None or profile == "paper":
         return []
     ours, paper = entry[profile], entry["paper"]
     return [f"<code>{html.escape(k)}</code> {html.escape(_format_value(k, ours[k]))} "
-            f"(paper: {html.escape(_format_value(k, paper[k]))})" for k in ours if ours[k] != paper[k]]
+            f"(<code>paper</code> profile: {html.escape(_format_value(k, paper[k]))})"
+            for k in ours if ours[k] != paper[k]]
 
 
 def _notebook_card(r: NotebookResult, intro: str) -> str:
@@ -545,21 +550,32 @@ def _notebook_card(r: NotebookResult, intro: str) -> str:
             f'<div>{figure}</div></section>')
 
 
-def _machine() -> str:
-    machine = f"{os.cpu_count()} CPU cores"
+def kernel_environment() -> dict:
+    """What decides the bits in the notebook kernels (:func:`environment.describe`), measured in a
+    fresh process with the kernels' environment variables (:func:`pin_kernel_threads` applied)."""
+    code = "import json; from mcal_utils import environment as e; print(json.dumps(e.describe()))"
     try:
-        import torch
-        if torch.cuda.is_available():
-            machine += f", {torch.cuda.get_device_name(0)}"
-    except ImportError:
-        pass
-    return machine
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300,
+                             env=os.environ.copy()).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
+        return {"error": f"could not describe the environment: {type(exc).__name__}: {exc}"}
+
+
+def pin_kernel_threads() -> str:
+    """Give every notebook kernel :data:`environment.REPORT_THREADS` torch/OpenMP threads (unless
+    ``OMP_NUM_THREADS`` is set already): an in-notebook training then gives the same bits on any
+    number of cores. Returns the value in force."""
+    return os.environ.setdefault("OMP_NUM_THREADS", str(environment.REPORT_THREADS))
 
 
 def write_index(out_dir: Path, results: list[NotebookResult], profile: str, commit: str, total: float,
-                intros: dict[str, str] | None = None, mathjax_url: str | None = None) -> None:
-    """Write ``index.html`` (the front page) and ``run.json``."""
+                intros: dict[str, str] | None = None, mathjax_url: str | None = None,
+                env: dict | None = None) -> None:
+    """Write ``index.html`` (the front page) and ``run.json`` (with ``environment``: ``env``)."""
     intros = intros or {}
+    env = env or {}
+    machine = html.escape(environment.summary_line(env) if "cpu" in env else env.get("error", "an unknown machine"))
     papers = "\n".join(
         f'<div class="mcal-card"><h3><a href="{html.escape(p["link"])}">{html.escape(p["title"])}</a></h3>'
         f'<p class="mcal-meta">{html.escape(p["authors"])} — cited here as {html.escape(p["short"])}; '
@@ -575,9 +591,11 @@ def write_index(out_dir: Path, results: list[NotebookResult], profile: str, comm
     failed = [r.name for r in results if r.status != "ok"]
     status = (f'<span class="failed">{len(failed)} notebook(s) failed: {html.escape(", ".join(failed))}</span>'
               if failed else f'<span class="ok">all {len(results)} notebooks ran</span>')
-    scope = ("the papers' own protocol" if profile == "paper" else
-             "scaled down to run offline on a laptop CPU — each card lists what differs from the papers' "
-             "protocol. Offline, <code>dataset=\"auto\"</code> uses MNIST padded to "
+    scope = ("the full-size <code>paper</code> profile (the papers' protocol where they give one)"
+             if profile == "paper" else
+             "scaled down to run offline on a laptop CPU — each card lists what differs from the "
+             "<code>paper</code> profile (the full-size setting). Offline, <code>dataset=\"auto\"</code> "
+             "uses MNIST padded to "
              "32 × 32 instead of SVHN, so those numbers are not comparable with the paper's SVHN numbers")
     body = f"""<h1>Deep active learning with MC dropout — the report</h1>
 <p class="mcal-lead">This report re-runs two papers on active learning with Monte Carlo dropout, one notebook
@@ -593,12 +611,16 @@ click a title or a figure to read the full analysis.</p>
 <dl class="mcal-glossary">{glossary}</dl>
 <h2>How this report was made</h2>
 <p class="mcal-meta">Profile <code>{html.escape(profile)}</code>, commit <code>{html.escape(commit)}</code>,
-built {_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}; notebooks {total:.0f} s on {_machine()}.
-Every notebook was executed with papermill. Reproduce with <code>make report</code> (profile
+built {_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}; notebooks {total:.0f} s.</p>
+<p class="mcal-meta" id="environment"><b>Execution environment</b> (what decides the last bits of every number;
+also in <code>run.json</code>): {machine}. On one machine with the same settings a rebuild is bit-identical;
+on a CPU with another instruction set the trained networks differ in their last bits and the numbers move
+(README, "Determinism"), which is why every finding is an effect with its 95 % CI and a verdict.</p>
+<p class="mcal-meta">Every notebook was executed with papermill. Reproduce with <code>make report</code> (profile
 <code>default</code>), or <code>make report PROFILE=paper</code> for the papers' settings (meant for a GPU).
 See also {benchmarks}.</p>"""
     write_text_atomic(out_dir / "index.html", _page("mcal — the report", body, mathjax_url))
-    summary = {"profile": profile, "commit": commit, "total_seconds": round(total, 1),
+    summary = {"profile": profile, "commit": commit, "total_seconds": round(total, 1), "environment": env,
                "notebooks": [asdict(r) for r in results]}
     write_text_atomic(out_dir / "run.json", json.dumps(summary, indent=2) + "\n")
 
@@ -652,6 +674,9 @@ def build_report(notebooks: Path, out_dir: Path, profile: str, only: list[str] |
         print(f"warning: the working tree has uncommitted changes; the report is stamped {commit!r}, "
               "not as a commit", file=sys.stderr, flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
+    pin_kernel_threads()
+    env = kernel_environment()
+    print(f"environment: {environment.summary_line(env) if 'cpu' in env else env}", flush=True)
     with build_lock(out_dir):
         mathjax_url = install_mathjax(out_dir)
         intros, titles = {}, {}
@@ -660,6 +685,7 @@ def build_report(notebooks: Path, out_dir: Path, profile: str, only: list[str] |
             intros[p.stem], titles[p.stem] = notebook_intro(nb), notebook_title(nb, p.stem)
         selected = [p for p in paths if not only or any(p.stem.startswith(o) for o in only)]
         results: list[NotebookResult] = []
+        previous_env: dict = {}
         t0 = time.perf_counter()
         for i, path in enumerate(selected, 1):
             k = paths.index(path)
@@ -673,6 +699,7 @@ def build_report(notebooks: Path, out_dir: Path, profile: str, only: list[str] |
         if only and (out_dir / "run.json").is_file():
             # keep the other notebooks' rows of the previous run
             previous = json.loads((out_dir / "run.json").read_text())
+            previous_env = previous.get("environment") or {}
             if previous.get("profile") == profile:
                 done = {r.name for r in results}
                 known = {f.name for f in fields(NotebookResult)}
@@ -682,7 +709,10 @@ def build_report(notebooks: Path, out_dir: Path, profile: str, only: list[str] |
                 results = sorted(kept + results, key=lambda r: r.name)
         total = sum(r.seconds for r in results) if only else time.perf_counter() - t0
         write_benchmarks_page(out_dir, benchmarks, mathjax_url)
-        write_index(out_dir, results, profile, commit, total, intros, mathjax_url)
+        if only and previous_env and environment.numerics_key(previous_env) != environment.numerics_key(env):
+            print("warning: the notebooks kept from the previous run were computed in another environment "
+                  f"({environment.summary_line(previous_env)})", file=sys.stderr, flush=True)
+        write_index(out_dir, results, profile, commit, total, intros, mathjax_url, env)
     return results
 
 

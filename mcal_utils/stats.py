@@ -42,7 +42,8 @@ from scipy import stats as _sps
 
 from . import metrics
 
-__all__ = ["LRTResult", "PairedSeedTest", "lmm_lrt", "paired_seed_test", "per_seed_summary"]
+__all__ = ["AACalibration", "LRTResult", "PairedSeedTest", "lmm_aa_calibration", "lmm_lrt", "paired_seed_test",
+           "per_seed_summary"]
 
 
 def _pair_frame(df, method_a, method_b, *, metric, method, group) -> pd.DataFrame:
@@ -248,3 +249,54 @@ def paired_seed_test(df: pd.DataFrame, method_a: str, method_b: str, *, metric: 
         mean_difference=mean_d, t_statistic=float(t), p_value_t=p_t, p_value_permutation=float(p_perm),
         n_permutations=int(signs_P_S.shape[0]), exact=exact, min_attainable_p=2.0 / 2.0 ** S if exact else float("nan"),
     )
+
+
+@dataclass(frozen=True)
+class AACalibration:
+    """How often DEIMOS's LMM test calls a difference where there is none (A/A runs).
+
+    ``p_values_R``: the LRT p-value of every split of one method's seeds into two pseudo-methods
+    ("A" = one half of the seeds, "B" = the other half, different seeds, same strategy);
+    ``false_positive_rate``: the share with ``p < alpha`` (a calibrated test gives about ``alpha``).
+    """
+
+    method: str
+    n_seeds: int
+    alpha: float
+    p_values_R: np.ndarray
+    false_positive_rate: float
+    n_splits: int
+
+
+def lmm_aa_calibration(df: pd.DataFrame, method_name: str, *, metric: str = "metric", method: str = "method",
+                       seed: str = "seed", group: str = "iteration", alpha: float = 0.05,
+                       max_splits: int = 35, random_state=0) -> AACalibration:
+    """False-positive rate of :func:`lmm_lrt` on A/A comparisons built from one method's seeds.
+
+    The seeds of ``method_name`` (S >= 4) are split into two halves (the first ``S // 2`` seeds
+    of each split are "A"): every distinct split when there are at most ``max_splits`` of them,
+    else ``max_splits`` seeded random splits. Each split is tested with :func:`lmm_lrt`,
+    exactly as two different methods would be. Nothing differs between the halves but the seeds,
+    so every ``p < alpha`` is a false positive.
+    """
+    if seed not in df.columns or method not in df.columns:
+        raise ValueError(f"df needs columns {method!r} and {seed!r}; has {list(df.columns)}")
+    sub = df[df[method].astype(str) == str(method_name)]
+    seeds = sorted(sub[seed].unique())
+    S = len(seeds)
+    if S < 4:
+        raise ValueError(f"an A/A calibration needs at least 4 seeds of {method_name!r}; got {S}")
+    half = S // 2
+    splits = [c for c in itertools.combinations(seeds, half) if seeds[0] in c or 2 * half != S]
+    if len(splits) > max_splits:
+        rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+        splits = [splits[i] for i in np.sort(rng.choice(len(splits), size=max_splits, replace=False))]
+    p_R = []
+    for a_seeds in splits:
+        frame = sub[[seed, group, metric]].copy()
+        frame[method] = np.where(frame[seed].isin(a_seeds), "A", "B")
+        frame = frame[frame[method].eq("A") | frame[seed].isin([s for s in seeds if s not in a_seeds][:half])]
+        p_R.append(lmm_lrt(frame, "A", "B", metric=metric, method=method, group=group).p_value)
+    p_R = np.asarray(p_R, dtype=np.float64)
+    return AACalibration(method=str(method_name), n_seeds=S, alpha=float(alpha), p_values_R=p_R,
+                         false_positive_rate=float(np.mean(p_R < alpha)), n_splits=len(splits))

@@ -809,6 +809,8 @@ def _fit_population(template, models, M, xs_train, ys_train, xs_val, ys_val, con
             {k: v[m].detach() for k, v in (*params.items(), *buffers.items())}
         keys = model.state_dict().keys()
         model.to(device)
+        if channels_last:  # the layout fit leaves: later predictions then run the same conv kernels
+            model.to(memory_format=torch.channels_last)
         model.load_state_dict({k: v for k, v in state.items() if k in keys})
         model.eval()
         last = config.checkpoint != "best_val"

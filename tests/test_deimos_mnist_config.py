@@ -25,7 +25,10 @@ def test_profile_refuses_bad_knobs(overrides, message):
 def test_every_profile_of_05_is_valid():
     for name in profiles.PROFILE_NAMES:
         s = profiles.resolve("05_deimos_mnist", name)
-        assert set(s.experiments) == {"b1", "b25", "b100"} and s.n_seeds >= 2
+        assert {"b1", "b100"} <= set(s.experiments) and s.n_seeds >= 2
+        # the paired comparisons a finding rests on need >= 8 seeds outside smoke; smoke and paper run every experiment
+        assert name == "smoke" or s.n_seeds >= 8
+        assert name == "default" or set(s.experiments) == {"b1", "b25", "b100"}
     paper = profiles.resolve("05_deimos_mnist", "paper")
     assert (paper.n_acq_b1, paper.n_steps_b25, paper.n_steps_b100, paper.epochs, paper.mc_samples,
             paper.eval_mc_samples, paper.n_candidates_79, paper.n_candidates_10, paper.pixel_scale) == \

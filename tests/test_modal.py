@@ -95,6 +95,29 @@ def test_return_metrics_gives_the_scores():
     assert scores.shape == (3,) and np.all(np.isfinite(scores)) and np.all(np.diff(scores) <= 1e-12)
 
 
+def test_deimos_auto_tau_inv_is_computed_once_from_the_first_model_as_the_loop_does():
+    """tau_inv={"auto": f}: f x mean MC variance of the step-0 model (fresh masks seeded from
+    (random_state, 0, "tau")) on x_val, or on a seeded subset of n_candidates pool points; kept."""
+    from mcal_utils.acquisition import auto_tau_inv
+
+    x_val = _images(30, 7)[0]
+    for val in (None, x_val):
+        query = MCQuery("deimos", mc_samples=8, tau_inv={"auto": 0.01}, n_candidates=20, random_state=1, x_val=val)
+        learner, x_pool, y_pool = _learner(query)
+        model = network_of(learner)
+        if val is None:
+            rows = np.sort(np.random.default_rng(step_seeds(1, 0)("tau_rows")).choice(len(x_pool), 20, replace=False))
+            val = x_pool[rows]
+        want = auto_tau_inv(mc.predict(model, val, 8, masks="fresh", random_state=step_seeds(1, 0)("tau")), 0.01)
+        idx, _ = learner.query(x_pool, n_instances=3)
+        assert query.tau_inv_ == want > 0
+        fixed = MCQuery("deimos", mc_samples=8, tau_inv=want, n_candidates=20, random_state=1)
+        np.testing.assert_array_equal(fixed(learner, x_pool, 3)[0], idx)  # the same picks as the number
+        learner.teach(x_pool[idx], y_pool[idx])
+        learner.query(np.delete(x_pool, idx, axis=0), n_instances=3)
+        assert query.tau_inv_ == want and query.n_queries == 2  # computed once, at the first query
+
+
 def test_skorch_neural_net_classifier_works_with_mc_queries():
     skorch = pytest.importorskip("skorch")
     x, y = _images(60, 1)
@@ -135,6 +158,10 @@ def test_modal_dropout_softmax_is_over_the_flattened_chunk():
     (dict(strategy="deimos"), "needs tau_inv"),
     (dict(strategy="deimos", tau_inv=-1.0), "needs tau_inv"),
     (dict(strategy="bald", tau_inv=1e-3), "only used by DEIMOS"),
+    (dict(strategy="deimos", tau_inv={"auto": -1.0}), "'auto' factor must be a positive"),
+    (dict(strategy="deimos", tau_inv={"fixed": 0.1}), r"must be \{'auto': factor\}"),
+    (dict(strategy="deimos", tau_inv={"auto": 0.1}, mc_samples=1), "mc_samples >= 2"),
+    (dict(strategy="deimos", tau_inv=1e-3, x_val=np.zeros((2, 1, 6, 6))), "x_val is only used"),
     (dict(strategy="bald", mc_samples=0), "mc_samples"),
     (dict(strategy="bald", n_candidates=0), "n_candidates"),
     (dict(strategy="bald", random_state=-1), "random_state"),

@@ -97,7 +97,7 @@ def test_rule_accepts_and_describes():
 
 def test_resolve_parameters_reads_the_notebook_namespace(monkeypatch):
     monkeypatch.delenv("MCAL_PROFILE", raising=False)
-    namespace = {"profile": "smoke", "n_show": 3, "seed": None, "unrelated": 1}
+    namespace = {"profile": "smoke", "n_show": 3, "seed": None, "profiles": profiles, "_": 1, "Out": {}}
     s = profiles.resolve_parameters("00_data_prep", namespace)
     assert s.profile == "smoke" and s.n_show == 3
     assert s.seed == profiles.NOTEBOOKS["00_data_prep"]["smoke"]["seed"]  # None -> the profile's value
@@ -106,6 +106,41 @@ def test_resolve_parameters_reads_the_notebook_namespace(monkeypatch):
         profiles.resolve_parameters("00_data_prep", {"profile": "smoke", "n_show": 0})
     with pytest.raises(ValueError, match="unknown notebook"):
         profiles.resolve_parameters("99_nope", {})
+
+
+def test_resolve_parameters_refuses_names_that_are_not_knobs(monkeypatch):
+    """``papermill -p n_sedes 3`` must not run with the defaults: the name, the closest knob, the notebook."""
+    monkeypatch.delenv("MCAL_PROFILE", raising=False)
+    with pytest.raises(ValueError, match=r"02_strategy_comparison: unknown parameter\(s\) 'n_sedes' \(did you mean "
+                                         r"'n_seeds'\?\): not knobs.*Valid: profile, .*n_seeds"):
+        profiles.resolve_parameters("02_strategy_comparison", {"profile": "smoke", "n_sedes": 3})
+    # modules, functions, classes, IPython's and private names are not parameters
+    ok = {"profiles": profiles, "f": len, "C": dict, "_i1": "x", "In": [], "Out": {}, "get_ipython": print}
+    assert profiles.resolve_parameters("02_strategy_comparison", ok).profile == "default"
+
+
+def test_resolve_parameters_in_a_kernel_reads_the_injected_cells_only(monkeypatch):
+    """In a kernel (``In``: the executed sources) only the parameters cell and papermill's injected
+    cells count, so re-running the resolve cell after later cells (``SEEDS = ...``) still works."""
+    import json
+    from pathlib import Path
+
+    monkeypatch.delenv("MCAL_PROFILE", raising=False)
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        code = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        namespace = dict.fromkeys(profiles._cell_parameters(code[0]))  # the parameters cell: `knob = None` lines
+        injected = '# Parameters\nprofile = "smoke"\n'
+        namespace.update(profile="smoke", profiles=profiles, In=["", code[0], injected, code[1]],
+                         SEEDS=[0, 1], t_start=1.0)  # later globals, as on a re-run
+        assert profiles.resolve_parameters(path.stem, namespace).profile == "smoke", path.name
+        typo = dict(namespace, In=["", code[0], injected + "n_sedes = 3\n", code[1]], n_sedes=3)
+        with pytest.raises(ValueError, match=rf"{path.stem}: unknown parameter\(s\) 'n_sedes'"):
+            profiles.resolve_parameters(path.stem, typo)
+
+
+def test_unknown_profile_names_the_notebook():
+    with pytest.raises(ValueError, match=r"00_data_prep: unknown profile 'fast' \(from argument\)"):
+        profiles.resolve_parameters("00_data_prep", {"profile": "fast"})
 
 
 def test_every_knob_has_a_rule_or_is_boolean():

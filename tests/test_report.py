@@ -52,6 +52,11 @@ def test_build_report_marks_failures_and_renders_everything(tmp_path):
     assert rows["00_good"]["finding"] == "The answer is **42** with $x_1$."  # the notebook's own output
     assert rows["01_bad"]["finding"] == ""  # it failed before its finding cell
     assert rows["00_good"]["title"] == "Title of 00_good"
+    # the execution environment of the kernels is recorded and shown on the index
+    env = summary["environment"]
+    assert env["cpu"] and env["torch_cpu_capability"] and env["env"]["OMP_NUM_THREADS"]
+    assert env["torch_threads"] == int(env["env"]["OMP_NUM_THREADS"])
+    assert 'id="environment"' in (out / "index.html").read_text() and env["cpu"] in (out / "index.html").read_text()
 
     # --only re-runs one notebook and keeps the other's row (and the commit it ran at)
     summary["notebooks"][1]["commit"] = "older"
@@ -150,6 +155,19 @@ def _git(repo: Path, *args: str) -> None:
                    check=True, capture_output=True)
 
 
+def test_a_symlinked_venv_does_not_make_the_tree_dirty(tmp_path):
+    """The project's .gitignore ignores ``.venv`` also as a symlink (``.venv/`` matches directories only)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".gitignore").write_text((Path(__file__).resolve().parents[1] / ".gitignore").read_text())
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "c")
+    (tmp_path / "venv").mkdir()
+    (repo / ".venv").symlink_to(tmp_path / "venv", target_is_directory=True)
+    assert not report.git_commit(repo).endswith("-dirty")
+
+
 def test_a_dirty_tree_is_stamped_dirty_or_refused(tmp_path, capsys):
     repo = tmp_path / "repo"
     (repo / "notebooks").mkdir(parents=True)
@@ -191,3 +209,13 @@ def test_unknown_profile_is_refused_before_running(tmp_path):
 def test_no_notebooks_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no notebooks"):
         report.list_notebooks(tmp_path)
+
+
+def test_scaled_down_labels_profile_values_as_the_paper_profile_not_the_paper():
+    from mcal_utils import profiles
+
+    items = [s for name in profiles.NOTEBOOKS for s in report.scaled_down(name, "default")]
+    assert items, "no notebook scales anything down under the default profile"
+    assert all("<code>paper</code> profile: " in s for s in items)
+    assert not any("(paper:" in s for s in items)
+    assert report.scaled_down(next(iter(profiles.NOTEBOOKS)), "paper") == []

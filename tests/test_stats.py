@@ -164,3 +164,37 @@ def test_paired_validation():
         stats.paired_seed_test(pd.concat([df, df.iloc[:1]]), "A", "B")  # duplicate row
     with pytest.raises(ValueError):
         stats.paired_seed_test(df[~((df.method == "A") & (df.seed == 1) & (df.iteration == 2))], "A", "B")
+
+
+def _aa_frame(seed_sd: float, point_sd: float, n_seeds: int = 8, n_iter: int = 20, rs: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(rs)
+    rows = []
+    for s in range(n_seeds):
+        offset = rng.normal(0, seed_sd)
+        for i in range(n_iter):
+            rows.append({"method": "random", "seed": s, "iteration": i,
+                         "metric": 0.5 + 0.02 * i + offset + rng.normal(0, point_sd)})
+    return pd.DataFrame(rows)
+
+
+def test_lmm_aa_calibration_flags_seed_effects_as_differences():
+    """Whole-curve seed offsets are pseudo-replicated by the LMM: most A/A splits look 'significant'."""
+    from mcal_utils.stats import lmm_aa_calibration
+
+    cal = lmm_aa_calibration(_aa_frame(seed_sd=0.02, point_sd=0.002), "random")
+    assert cal.n_seeds == 8 and cal.n_splits == 35 and cal.p_values_R.shape == (35,)
+    assert cal.false_positive_rate > 0.5
+
+
+def test_lmm_aa_calibration_is_near_alpha_without_seed_effects():
+    from mcal_utils.stats import lmm_aa_calibration
+
+    cal = lmm_aa_calibration(_aa_frame(seed_sd=0.0, point_sd=0.01, rs=3), "random")
+    assert cal.false_positive_rate <= 0.2
+
+
+def test_lmm_aa_calibration_refuses_too_few_seeds():
+    from mcal_utils.stats import lmm_aa_calibration
+
+    with pytest.raises(ValueError, match="at least 4 seeds"):
+        lmm_aa_calibration(_aa_frame(0.01, 0.01, n_seeds=3), "random")

@@ -494,6 +494,25 @@ def test_population_member_equals_sequential_fit(name, cfg, size, n_classes, kwa
     assert not torch.equal(pop.members[0].model.state_dict()[first], pop.members[1].model.state_dict()[first])
 
 
+def test_population_members_predict_exactly_as_sequential_fits():
+    """The CPU path leaves each member's conv weights channels-last, as ``fit`` does: MC predictions
+    of a member (the loop's scores) then run the same kernels and are bit-identical."""
+    from mcal_utils import mc
+    from mcal_utils.models import build_model
+
+    cfg = SEED1_SGD.with_(epochs=2, batch_size=8, concrete_scale="n_train", checkpoint="last", **CPU)
+    data = [_images(20, 8, 10, seed=m) for m in range(2)]
+    pop = training.fit_population([build_model("kirillov_cnn", seed=10 + m, image_size=8) for m in range(2)],
+                                  [d[0] for d in data], [d[1] for d in data], config=cfg, random_states=[100, 101],
+                                  vectorize=False)
+    seq = fit(build_model("kirillov_cnn", seed=10, image_size=8), *data[0], config=cfg, random_state=100)
+    for (k, a), b in zip(pop.members[0].model.named_parameters(), seq.model.parameters()):
+        assert a.stride() == b.stride(), k
+    x = _images(30, 8, 10, seed=5)[0]
+    assert torch.equal(mc.predict(pop.members[0].model, x, 5, random_state=1),
+                       mc.predict(seq.model, x, 5, random_state=1))
+
+
 def test_population_regression_with_own_validation_sets_and_determinism():
     from mcal_utils.models import build_model
 

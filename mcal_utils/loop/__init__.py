@@ -66,7 +66,7 @@ from .seeds import derive_seed
 from .split import INITIAL_MODES, Split, make_split
 from .step import (RunState, Selection, build_step_model, commit_step, evaluate_step, fit_step_model, make_record,
                    open_run, resolve_tau_inv, run_step, select_step, step_seeds)
-from .storage import (FORMAT_VERSION, RunDirBusy, atomic_write_text, code_fingerprint, load_results, lock_run_dir,
+from .storage import (FORMAT_VERSION, RunDirBusy, atomic_write_text, cache_root, code_fingerprint, load_results, lock_run_dir,
                       read_records)
 from .validation import validate
 
@@ -87,6 +87,7 @@ __all__ = [
     "RunResult",
     "run_experiment",
     "read_records",
+    "cache_root",
     "code_fingerprint",
     "grid_configs",
     "run_dir_for",

@@ -20,13 +20,19 @@ from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, w
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import torch
+
+from ..environment import RUN_THREADS
 from .config import ExperimentConfig
 from .registry import load_task_for
 from .run import _log_enabled, _progress_enabled, emit_step_line, run_experiment
-from .storage import _STEP_FILE, check_run_dir
+from .storage import _STEP_FILE, RunDirBusy, check_run_dir, run_dir_holder, wait_run_dir
 from .validation import validate
 
-__all__ = ["grid_configs", "run_dir_for", "run_grid", "WorkerDied"]
+__all__ = ["grid_configs", "run_dir_for", "run_grid", "WorkerDied", "BUSY_MODES"]
+
+#: ``run_grid(busy=...)``: what to do with a run whose directory another process holds.
+BUSY_MODES: tuple[str, ...] = ("raise", "wait", "skip")
 
 
 class WorkerDied(RuntimeError):
@@ -168,7 +174,8 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
 def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | None = None,
              max_workers: int | None = None, torch_threads: int | None = None, data_dir=None,
              progress: bool | None = None, poll_s: float = 0.5, log: bool | None = None,
-             lockstep: bool | None = None, lockstep_members: int | None = None) -> list[Path]:
+             lockstep: bool | None = None, lockstep_members: int | None = None, busy: str = "raise",
+             busy_timeout_s: float | None = None) -> list[Path]:
     """Run every config in ``root/<method>/seed_<seed>`` on an executor; returns the run dirs.
 
     Every config is validated (and its run directory checked: writable, no other experiment, no
@@ -182,8 +189,9 @@ def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | 
         Its workers die with this process; Ctrl-C cancels the queued runs and stops the workers;
         a worker that dies is reported with its run, and the other interrupted runs are resumed on
         a fresh pool.
-    torch_threads: torch threads per run (default: cores // workers for the local pool, 1 for a
-        foreign executor, unchanged in-process).
+    torch_threads: torch threads per run (default :data:`mcal_utils.environment.RUN_THREADS`, 1, on
+        every executor and in-process, restored afterwards there): a run's records never depend on
+        how many workers or cores the grid had, nor on how many runs were left to do.
     progress: one bar for the grid and one per run, fed by polling the run directories every
         ``poll_s`` seconds (None: only in an interactive terminal).
     log: one line per completed step on stderr, ``"<method> seed <s>: step 3/10 acc=0.91 (12.3 s)"``
@@ -192,10 +200,20 @@ def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | 
         population fit per step (``loop.lockstep``; identical records); None: where it pays (on a
         CUDA device). Each group (or slice of at most ``lockstep_members`` runs) is one task on the
         executor.
+    busy: a run whose directory another process holds (e.g. a second ``run_grid`` on the same root):
+        ``"raise"`` (default) counts it as failed (:class:`~mcal_utils.loop.storage.RunDirBusy`);
+        ``"wait"``: once everything else is done, wait for that process to release it (one line on
+        stderr naming the run and the PID; at most ``busy_timeout_s`` seconds each, None: no limit --
+        a dead holder releases the lock at once), then take the run as done if complete, else resume it;
+        ``"skip"``: leave it to the other process; at the end a ``RuntimeWarning`` names every skipped
+        run and whether that process finished it, is still running it or stopped it short.
     Runs that fail do not stop the others; afterwards a ``RuntimeError`` names them (the first
     error chained).
     """
     _guard_spawned_import()
+    if busy not in BUSY_MODES:
+        raise ValueError(f"busy must be one of {list(BUSY_MODES)} (what to do with a run another process holds), "
+                         f"got {busy!r}")
     configs = list(configs)
     if not configs:
         raise ValueError("run_grid needs at least one config")
@@ -244,43 +262,113 @@ def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | 
     todo = [(c, d) for i, (c, d) in enumerate(zip(configs, dirs)) if done_steps[i] < totals[i]]
     from .lockstep import plan_units
 
-    units = plan_units(todo, lockstep, max_members=lockstep_members) if todo else []
-    errors: list[tuple[Path, BaseException]] = []
     data_arg = None if data_dir is None else str(data_dir)
-    try:
+
+    def execute(pairs) -> list[tuple[Path, BaseException]]:
+        units = plan_units(pairs, lockstep, max_members=lockstep_members) if pairs else []
         if not units:
-            pass
-        elif executor is None and max_workers == 0:
-            for unit in units:
-                try:
-                    _grid_job(*unit, data_dir, torch_threads)
-                except Exception as err:  # noqa: BLE001 - reported below
-                    errors.extend(_unit_errors(unit, err))
-                refresh()
-        elif executor is None:
-            n_workers = max(1, min(len(units), max_workers or _cpu_count()))
-            if torch_threads is None:
-                torch_threads = max(1, _cpu_count() // n_workers)
-            errors = _run_on_own_pool(units, n_workers, data_arg, torch_threads, refresh, poll_s)
-        else:
-            if torch_threads is None:
-                torch_threads = 1
-            futures = {executor.submit(_grid_job, *unit, data_arg, torch_threads): unit for unit in units}
+            return []
+        threads = RUN_THREADS if torch_threads is None else torch_threads
+        if executor is None and max_workers == 0:
+            errs = []
+            before = torch.get_num_threads()
             try:
-                errors = _collect(futures, refresh, poll_s)
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+                for unit in units:
+                    try:
+                        _grid_job(*unit, data_dir, threads)
+                    except Exception as err:  # noqa: BLE001 - reported below
+                        errs.extend(_unit_errors(unit, err))
+                    refresh()
+            finally:
+                torch.set_num_threads(before)
+            return errs
+        if executor is None:
+            n_workers = max(1, min(len(units), max_workers or _cpu_count()))
+            return _run_on_own_pool(units, n_workers, data_arg, threads, refresh, poll_s)
+        futures = {executor.submit(_grid_job, *unit, data_arg, threads): unit for unit in units}
+        try:
+            return _collect(futures, refresh, poll_s)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+    index = {d: i for i, d in enumerate(dirs)}
+    errors: list[tuple[Path, BaseException]] = []
+    skipped: dict[Path, str] = {}  # run dir -> PID of the process that held it
+    try:
+        for _round in range(len(todo) + 2):  # a busy run is retried at most once per round
+            round_errors = execute(todo)
+            busy_now = {d: e for d, e in round_errors if isinstance(e, RunDirBusy)}
+            errors.extend((d, e) for d, e in round_errors if not isinstance(e, RunDirBusy))
+            if busy == "raise" or not busy_now:
+                errors.extend(busy_now.items())
+                break
+            retry = []
+            for c, d in todo:
+                if d not in busy_now:
+                    continue
+                held_by = run_dir_holder(d)
+                holder = held_by or _pid_in(busy_now[d])
+                if busy == "skip" and held_by is not None:
+                    skipped[d] = holder
+                    continue
+                if busy == "wait" and held_by is not None:
+                    print(f"run_grid: {c.method} seed {c.seed} ({d}) is in use by PID {holder}; waiting for it to "
+                          f"release the run (busy='wait')", file=sys.stderr, flush=True)
+                    try:
+                        wait_run_dir(d, timeout_s=busy_timeout_s, poll_s=poll_s)
+                    except RunDirBusy as err:
+                        errors.append((d, err))
+                        continue
+                if len(_step_numbers(d)) < totals[index[d]]:
+                    retry.append((c, d))  # released unfinished (or held by a lockstep partner only): resume it here
+                elif busy == "skip":
+                    skipped[d] = holder  # reported as finished by that process
+                else:
+                    print(f"run_grid: PID {holder} finished {c.method} seed {c.seed} ({d}); nothing left to do",
+                          file=sys.stderr, flush=True)
+            todo = retry
+            if not todo:
+                break
+        else:  # pragma: no cover - the directories kept changing hands
+            errors.extend((d, RunDirBusy(f"run directory {d} kept being taken by other processes")) for _, d in todo)
     finally:
         refresh()
         for b in bars:
             b.close()
         grid_bar.close()
+    if skipped:
+        _warn_skipped(skipped, configs, dirs, totals)
     if errors:
         names = ", ".join(f"{d} ({type(e).__name__}: {e})" for d, e in errors)
         raise RuntimeError(f"{len(errors)} of {len(configs)} runs failed: {names}") from errors[0][1]
     return dirs
+
+
+def _pid_in(err: BaseException) -> str:
+    m = re.search(r"PID (\S+)", str(err))
+    return m.group(1) if m else "unknown"
+
+
+def _warn_skipped(skipped: dict, configs, dirs, totals) -> None:
+    """One ``RuntimeWarning`` naming the runs left to other processes and what became of them."""
+    import warnings
+
+    lines = []
+    for c, d, total in zip(configs, dirs, totals):
+        if d not in skipped:
+            continue
+        pid, n = skipped[d], len(_step_numbers(d))
+        if n >= total:
+            state = f"finished by the other process (PID {pid})"
+        elif run_dir_holder(d) is not None:
+            state = f"still running in PID {run_dir_holder(d)} ({n} of {total} steps written)"
+        else:
+            state = f"stopped by PID {pid} at {n} of {total} steps: run the grid again to resume it"
+        lines.append(f"{c.method} seed {c.seed} ({d}): {state}")
+    warnings.warn(f"run_grid(busy='skip') left {len(lines)} run(s) to another process: " + "; ".join(lines),
+                  RuntimeWarning, stacklevel=3)
 
 
 def _collect(futures: dict, refresh, poll_s: float) -> list[tuple[Path, BaseException]]:

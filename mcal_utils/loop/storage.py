@@ -27,8 +27,8 @@ from mcal_utils.data._files import remove_stale_parts, write_text_atomic
 from .config import ExperimentConfig, config_diff, config_hash
 
 __all__ = ["atomic_write_text", "read_records", "load_results", "FORMAT_VERSION", "RunDirBusy", "lock_run_dir",
-           "check_run_dir", "open_run_dir", "read_json", "write_json", "write_record", "code_fingerprint",
-           "RECORD_KEYS"]
+           "check_run_dir", "open_run_dir", "read_json", "write_json", "write_record", "code_fingerprint", "cache_root",
+           "RECORD_KEYS", "run_dir_holder", "wait_run_dir"]
 
 FORMAT_VERSION = 2
 _STEP_FILE = re.compile(r"^step_(\d{4,})\.json$")
@@ -214,6 +214,46 @@ def lock_run_dir(run_dir) -> Iterator[Path]:
         os.close(fd)
 
 
+def run_dir_holder(run_dir) -> str | None:
+    """The PID (as text, ``"unknown"`` if unreadable) of the process holding ``run_dir``'s lock, None when free.
+
+    Probes with a shared, non-blocking ``flock`` released at once (it never blocks the holder).
+    """
+    path = Path(run_dir) / ".lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows: no lock)
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def wait_run_dir(run_dir, *, timeout_s: float | None = None, poll_s: float = 0.5) -> None:
+    """Block until no process holds ``run_dir``'s lock (a dead holder releases it at once).
+
+    timeout_s: give up after this many seconds with :class:`RunDirBusy` naming the holder (None: no limit).
+    """
+    import time
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while (holder := run_dir_holder(run_dir)) is not None:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise RunDirBusy(f"run directory {run_dir} is still in use by PID {holder} after waiting {timeout_s:g} s; "
+                             f"wait longer (a larger timeout) or stop that process, then run again")
+        time.sleep(poll_s)
+
+
 def open_run_dir(run_dir, config: ExperimentConfig) -> str:
     """Under the lock: check ``run_dir`` (:func:`check_run_dir`), create ``config.json`` exclusively if
     new, create ``steps/``, remove temporary files left by a killed writer; returns the config hash."""
@@ -221,18 +261,53 @@ def open_run_dir(run_dir, config: ExperimentConfig) -> str:
     check_run_dir(run_dir, config)
     h = config_hash(config)
     cfg_path = run_dir / "config.json"
+    env = run_environment(config)
     if not cfg_path.exists():
         try:
-            write_json(cfg_path, {"format": FORMAT_VERSION, "config": config.to_dict(), "config_hash": h},
-                       exclusive=True)
+            write_json(cfg_path, {"format": FORMAT_VERSION, "config": config.to_dict(), "config_hash": h,
+                                  "environment": env}, exclusive=True)
         except FileExistsError:  # created by a writer outside the lock protocol: check it instead
             check_run_dir(run_dir, config)
+    else:
+        _note_resumed_environment(cfg_path, env)
     (run_dir / "steps").mkdir(exist_ok=True)
     for folder in (run_dir, run_dir / "steps"):
         remove_stale_parts(folder)
         for legacy in folder.glob(".*.tmp"):  # temporary names of earlier versions
             legacy.unlink(missing_ok=True)
     return h
+
+
+def run_environment(config: ExperimentConfig) -> dict:
+    """:func:`mcal_utils.environment.describe` of this process for ``config``'s device."""
+    from ..device import resolve_device
+    from ..environment import describe
+
+    try:
+        device = resolve_device(config.train_config().device)
+    except ValueError:  # CUDA asked for but absent: the run itself reports it
+        device = None
+    return describe(device)
+
+
+def _note_resumed_environment(cfg_path: Path, env: dict) -> None:
+    """A run resumed in an environment whose numerics differ from the one it started in: warn (its later
+    steps may differ in the last bits from an uninterrupted run) and append ``env`` to
+    ``config.json``'s ``resumed_environments``."""
+    import warnings
+
+    from ..environment import numerics_key, summary_line
+
+    stored = read_json(cfg_path, f"Delete {cfg_path.parent} and run again.")
+    if not isinstance(stored, dict) or "environment" not in stored:
+        return  # written before environments were recorded
+    seen = [stored["environment"], *stored.get("resumed_environments", [])]
+    if any(numerics_key(e) == numerics_key(env) for e in seen):
+        return
+    warnings.warn(f"{cfg_path.parent} was started in another environment ({summary_line(stored['environment'])}) "
+                  f"and is resumed in {summary_line(env)}: its later steps may differ in their last bits from an "
+                  "uninterrupted run", RuntimeWarning, stacklevel=3)
+    write_json(cfg_path, {**stored, "resumed_environments": [*stored.get("resumed_environments", []), env]})
 
 
 def check_split(run_dir, split_info: dict, h: str) -> None:
@@ -270,6 +345,12 @@ def load_results(path, *, with_timings: bool = True, errors: str = "raise"):
 
     errors: a run with a corrupt, foreign or incomplete file -> ``"raise"`` a ``ValueError`` naming
     the file, or ``"warn"``: skip that run with a ``RuntimeWarning`` naming it.
+
+    Every seed of a method (same ``task``, ``model`` and ``method``) must have reached the same
+    steps: a run that stopped short (killed, failed, still running) would make later steps average
+    fewer seeds. ``"raise"``: ``ValueError`` naming the method, the missing steps and their seeds;
+    ``"warn"``: keep only the steps every seed of that method reached (the longer runs are cut),
+    with a ``RuntimeWarning`` naming the short runs and the steps dropped.
     """
     import warnings
 
@@ -299,10 +380,68 @@ def load_results(path, *, with_timings: bool = True, errors: str = "raise"):
             if with_timings:
                 row.update(rec["timings"])
             rows.append(row)
+    rows = _common_steps(rows, path, errors)
     if not rows:
         raise FileNotFoundError(f"no completed steps under {path}")
     df = pd.DataFrame(rows)
     return df.sort_values(["method", "seed", "step"], kind="stable").reset_index(drop=True)
+
+
+def _steps_text(steps: list[int]) -> str:
+    return f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
+
+
+def _common_steps(rows: list[dict], path: Path, errors: str) -> list[dict]:
+    """``rows`` where every seed of a method reached every step; else raise or (``"warn"``) cut the
+    steps some seed lacks, naming the method, the missing steps and their seeds."""
+    import warnings
+
+    runs: dict[tuple, dict[str, list[int]]] = {}  # (task, model, method) -> {run_dir: steps}
+    seeds: dict[str, int] = {}
+    for r in rows:
+        runs.setdefault((r["task"], r["model"], r["method"]), {}).setdefault(r["run_dir"], []).append(r["step"])
+        seeds[r["run_dir"]] = r["seed"]
+    problems, keep = [], {}
+    for (task, _model, method), by_dir in runs.items():
+        n_common = min(len(s) for s in by_dir.values())  # records are contiguous from step 0
+        n_max = max(len(s) for s in by_dir.values())
+        keep.update({d: n_common for d in by_dir})
+        if n_common == n_max:
+            continue
+        short = "; ".join(f"seed {seeds[d]} misses {_steps_text(list(range(len(s), n_max)))} ({d})"
+                          for d, s in sorted(by_dir.items(), key=lambda kv: seeds[kv[0]]) if len(s) < n_max)
+        problems.append(f"method {method!r} (task {task}): {short}")
+    if not problems:
+        return rows
+    text = (f"load_results({path}): runs of one method stopped at different steps, so later steps would average "
+            f"fewer seeds: " + " | ".join(problems))
+    if errors == "raise":
+        raise ValueError(f"{text}. Finish those runs (run the grid or run_experiment again on the same directory: "
+                         f"it resumes) or pass errors='warn' to keep only the steps every seed reached.")
+    warnings.warn(f"{text}; keeping only the steps every seed of the method reached.", RuntimeWarning,
+                  stacklevel=3)
+    return [r for r in rows if r["step"] < keep[r["run_dir"]]]
+
+
+def cache_root(notebook: str, label: str, configs, *, resume: bool = True, data_dir=None) -> Path:
+    """Where a notebook's grid keeps its runs: ``<data dir>/runs/<notebook>/<label>-<key>``.
+
+    ``key`` hashes the configs, the package source (:func:`code_fingerprint`) and the kernels this
+    machine dispatches to (:func:`mcal_utils.environment.dispatch_key`): runs of older code, or
+    computed with another instruction set, BLAS or library version, are never reused; the same
+    machine and code resume and reuse them. ``resume=False``: a fresh temporary folder.
+    """
+    import hashlib
+    import tempfile
+
+    from ..data import data_dir as _data_dir
+    from ..environment import describe, dispatch_key
+
+    if not resume:
+        return Path(tempfile.mkdtemp(prefix=f"mcal-{notebook[:2]}-{label}-"))
+    text = json.dumps([c.to_dict() for c in configs], sort_keys=True) + code_fingerprint() + dispatch_key(describe())
+    key = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return _data_dir(data_dir) / "runs" / notebook / f"{label}-{key}"
 
 
 def code_fingerprint() -> str:

@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from mcal_utils import loop
-from test_loop import FAST, HERE, ROOT, cfg, tiny_model
+from test_loop import FAST, HERE, ROOT, cfg, strip_timings, tiny_model
 
 QUICK = dict(n_steps=1, train={**FAST, "epochs": 1})
 PATHS = f"{HERE}:{ROOT}"
@@ -174,3 +175,67 @@ def test_lockstep_grid_gives_the_records_of_a_sequential_grid(tmp_path):
         a = loop.read_records(loop.run_dir_for(tmp_path / "seq", c))
         b = loop.read_records(loop.run_dir_for(tmp_path / "lock", c))
         assert [r["acquired"] for r in a] == [r["acquired"] for r in b]
+
+
+def _holder(root: Path, run_dir: Path, ref: Path, n_steps: int) -> subprocess.Popen:
+    """Another process holding ``run_dir`` (as a second run_grid would): it takes the lock, then on
+    ``root/go`` writes the first ``n_steps`` records of the finished run ``ref`` and releases it."""
+    script = textwrap.dedent(f"""
+        import shutil, sys, time
+        from pathlib import Path
+        sys.path[:0] = {PATHS!r}.split(":")
+        from mcal_utils.loop import storage
+        run_dir, ref, root = Path({str(run_dir)!r}), Path({str(ref)!r}), Path({str(root)!r})
+        with storage.lock_run_dir(run_dir):
+            (root / "locked").touch()
+            while not (root / "go").exists():
+                time.sleep(0.02)
+            shutil.copy(ref / "config.json", run_dir)
+            shutil.copy(ref / "split.json", run_dir)
+            (run_dir / "steps").mkdir()
+            for s in range({n_steps}):
+                shutil.copy(ref / "steps" / f"step_{{s:04d}}.json", run_dir / "steps")
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    _wait_for(lambda: (root / "locked").exists() or proc.poll() is not None, 60, "the other process to take the lock")
+    assert proc.poll() is None, "the lock-holding process died"
+    return proc
+
+
+@pytest.mark.parametrize("n_written", [2, 1])  # the other process finishes the run / stops a step short
+def test_busy_wait_waits_for_the_other_process_then_takes_the_run_as_done_or_resumes(tmp_path, capsys, n_written):
+    c = cfg(**QUICK)
+    ref = loop.run_experiment(c, tmp_path / "ref", torch_threads=1).records  # as run_grid runs it
+    run_dir = loop.run_dir_for(tmp_path / "grid", c)
+    proc = _holder(tmp_path, run_dir, tmp_path / "ref", n_written)
+    try:
+        with pytest.raises(RuntimeError, match=rf"1 of 1 runs failed.*RunDirBusy.*in use by PID {proc.pid}"):
+            loop.run_grid([c], tmp_path / "grid", max_workers=0, progress=False, log=False)  # busy="raise"
+        go = threading.Timer(1.0, (tmp_path / "go").touch)
+        go.start()
+        loop.run_grid([c], tmp_path / "grid", max_workers=0, progress=False, log=False, busy="wait", poll_s=0.05)
+        go.join()
+    finally:
+        proc.wait(timeout=30)
+    err = capsys.readouterr().err
+    assert err.count(f"in use by PID {proc.pid}; waiting") == 1
+    assert (f"PID {proc.pid} finished entropy seed 3" in err) == (n_written == 2)
+    assert strip_timings(loop.read_records(run_dir)) == strip_timings(ref)
+
+
+def test_busy_skip_leaves_the_run_to_the_other_process_and_names_it(tmp_path):
+    c = cfg(**QUICK)
+    loop.run_experiment(c, tmp_path / "ref", torch_threads=1)
+    other = c.replace(seed=4)
+    busy_dir = loop.run_dir_for(tmp_path / "grid", c)
+    proc = _holder(tmp_path, busy_dir, tmp_path / "ref", 2)
+    try:
+        with pytest.warns(RuntimeWarning, match=rf"left 1 run\(s\) to another process: entropy seed 3 "
+                                                rf"\({busy_dir}\): still running in PID {proc.pid} \(0 of 2 steps"):
+            loop.run_grid([c, other], tmp_path / "grid", max_workers=0, progress=False, log=False, busy="skip")
+        assert len(loop.read_records(loop.run_dir_for(tmp_path / "grid", other))) == 2  # the rest was done
+        (tmp_path / "go").touch()
+    finally:
+        proc.wait(timeout=30)
+    with pytest.raises(ValueError, match="busy must be one of"):
+        loop.run_grid([c], tmp_path / "grid", max_workers=0, busy="later")

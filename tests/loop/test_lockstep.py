@@ -2,6 +2,7 @@
 resume after a kill in the middle of a step, and the benchmark's runner contract."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,6 +95,42 @@ def test_lockstep_records_equal_sequential_records(tmp_path, one_thread):
     assert all(len(r) == c.n_steps + 1 for c, r in zip(configs, got.values()))
     df = loop.load_results(tmp_path / "lockstep")  # the store reads back as usual
     assert len(df) == sum(c.n_steps + 1 for c in configs)
+
+
+def tiny_image_task(*, data_dir=None, random_state=0):
+    """The tiny blob task as 1x6x6 images (conv nets: channels-last weights on the CPU)."""
+    from test_loop import tiny_task
+
+    t = tiny_task(random_state=random_state)
+    rng = np.random.default_rng(random_state)
+    proj = rng.normal(size=(8, 36)).astype(np.float32)
+    return dataclasses.replace(t, x_train=(t.x_train @ proj).reshape(-1, 1, 6, 6),
+                               x_test=(t.x_test @ proj).reshape(-1, 1, 6, 6))
+
+
+def tiny_conv_model(*, seed):
+    from torch import nn
+
+    from mcal_utils.models import ConcreteDropout, MCModel
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        trunk = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Flatten())
+        head = nn.Sequential(ConcreteDropout(64), nn.Sequential(nn.Linear(64, 16), nn.ReLU()), nn.Linear(16, 3))
+    return MCModel(trunk, head, kind="classification", n_outputs=3, input_shape=(1, 6, 6), name="tiny_conv")
+
+
+def test_lockstep_conv_records_equal_sequential_records_scores_included(tmp_path, one_thread):
+    """Conv nets on the CPU: the population fit leaves channels-last weights as fit does, so the
+    scores (MC predictions of the fitted model) are bit-identical too, not only the picks."""
+    configs = _grid(n_steps=1, task=f"{__name__}:tiny_image_task", model=f"{__name__}:tiny_conv_model")
+    configs = loop.grid_configs(configs[0], ["bald", "entropy"], seeds=[0, 1])
+    lockstep.run_lockstep(configs, tmp_path / "lockstep")
+    for c in configs:
+        loop.run_experiment(c, loop.run_dir_for(tmp_path / "sequential", c))
+    got, want = _records(tmp_path / "lockstep", configs), _records(tmp_path / "sequential", configs)
+    assert [r["scores"] for k in want for r in got[k]] == [r["scores"] for k in want for r in want[k]]
+    assert got == want
 
 
 def test_run_grid_in_lockstep_writes_the_sequential_records(tmp_path, one_thread):

@@ -182,3 +182,46 @@ def test_kill_at_every_write_point_resumes_to_identical_records(tmp_path, monkey
     fresh = loop.run_experiment(c, tmp_path / "fresh")
     assert strip_timings(resumed.records) == strip_timings(fresh.records)
     assert not list((tmp_path / "run").rglob("*.part"))
+
+
+def test_load_results_refuses_a_run_that_stopped_a_step_short(tmp_path):
+    """Seed 4 lost its last step (killed, failed, still running): later steps would average fewer seeds."""
+    configs = [cfg(**QUICK, seed=s) for s in (3, 4)]
+    for c in configs:
+        loop.run_experiment(c, loop.run_dir_for(tmp_path, c))
+    short = loop.run_dir_for(tmp_path, configs[1])
+    (short / "steps" / "step_0002.json").unlink()
+    with pytest.raises(ValueError, match=rf"method 'entropy'.*seed 4 misses step 2 \({short}\).*errors='warn'"):
+        loop.load_results(tmp_path)
+    with pytest.warns(RuntimeWarning, match=r"method 'entropy'.*seed 4 misses step 2.*keeping only the steps"):
+        df = loop.load_results(tmp_path, errors="warn")
+    assert df.groupby("step")["seed"].apply(sorted).to_dict() == {0: [3, 4], 1: [3, 4]}
+    assert len(loop.load_results(short)) == 2  # one run alone is consistent with itself
+
+
+def test_config_json_records_the_environment_and_a_resume_elsewhere_warns(tmp_path):
+    """config.json says what decided the bits; reopening it with other numerics (threads) is flagged."""
+    import torch
+
+    from mcal_utils import environment
+
+    c = cfg()
+    run_dir = tmp_path / "r"
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with storage.lock_run_dir(run_dir):
+            storage.open_run_dir(run_dir, c)
+        stored = json.loads((run_dir / "config.json").read_text())
+        assert stored["environment"]["torch_threads"] == 1
+        assert stored["environment"]["cpu"] == environment.cpu_model()
+        with storage.lock_run_dir(run_dir):
+            storage.open_run_dir(run_dir, c)  # same numerics: silent
+        torch.set_num_threads(2)
+        with pytest.warns(RuntimeWarning, match="started in another environment"), storage.lock_run_dir(run_dir):
+            storage.open_run_dir(run_dir, c)
+        stored = json.loads((run_dir / "config.json").read_text())
+        assert [e["torch_threads"] for e in stored["resumed_environments"]] == [2]
+        assert storage.read_config(run_dir) == c
+    finally:
+        torch.set_num_threads(before)
