@@ -125,7 +125,8 @@ class Comparison:
     def interval(self, digits: int = 4) -> str:
         """``"+0.0123 [95 % CI −0.0031, +0.0277]"``."""
         f = f"{{:+.{digits}f}}"
-        return f"{f.format(self.effect)} [95 % CI {f.format(self.ci_low)}, {f.format(self.ci_high)}]"
+        lo, eff, hi = (round(v, digits) + 0.0 for v in (self.ci_low, self.effect, self.ci_high))  # no "-0.0000"
+        return f"{f.format(eff)} [95 % CI {f.format(lo)}, {f.format(hi)}]"
 
     def sentence(self, digits: int = 4) -> str:
         """The comparison as one clause: effect, CI, seeds, p, MDE and verdict."""

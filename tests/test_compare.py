@@ -165,3 +165,8 @@ def test_short_form_names_b_effect_p_and_verdict():
     c = compare.paired(np.arange(8) * 0.001 + 0.05, np.zeros(8), a="DEIMOS", b="Random")
     text = c.short()
     assert text.startswith("vs Random +0.0535 [95 % CI") and "p = 0.00781" in text and "**supported**" in text
+
+
+def test_interval_never_prints_minus_zero():
+    c = compare.paired([0.5, 0.5 - 1e-17, 0.5], [0.5, 0.5, 0.5])
+    assert "-0.0000" not in c.interval() and c.interval().startswith("+0.0000")
