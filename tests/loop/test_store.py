@@ -225,3 +225,35 @@ def test_config_json_records_the_environment_and_a_resume_elsewhere_warns(tmp_pa
         assert storage.read_config(run_dir) == c
     finally:
         torch.set_num_threads(before)
+
+
+def test_cache_root_is_keyed_by_configs_code_and_kernels(tmp_path, monkeypatch):
+    c = cfg()
+    a = loop.cache_root("02_x", "default", [c], data_dir=tmp_path)
+    assert a == loop.cache_root("02_x", "default", [c], data_dir=tmp_path)
+    assert a.parent == tmp_path / "runs" / "02_x" and a.name.startswith("default-")
+    assert loop.cache_root("02_x", "default", [c.replace(seed=4)], data_dir=tmp_path) != a
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")  # another instruction set: other runs, never reused
+    assert loop.cache_root("02_x", "default", [c], data_dir=tmp_path) != a
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # threads of the notebook kernel: grid runs fix theirs
+    assert loop.cache_root("02_x", "default", [c], data_dir=tmp_path) == a
+    fresh = loop.cache_root("02_x", "default", [c], resume=False, data_dir=tmp_path)
+    assert fresh.is_dir() and not list(fresh.iterdir())
+
+
+def test_grid_runs_use_the_fixed_thread_count_whatever_the_caller_has(tmp_path):
+    """In-process grid runs get environment.RUN_THREADS (recorded in config.json); the caller's count is restored."""
+    import torch
+
+    from mcal_utils import environment
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        dirs = loop.run_grid([cfg(n_steps=1)], tmp_path / "g", max_workers=0, progress=False, log=False)
+        assert torch.get_num_threads() == 2
+        stored = json.loads((dirs[0] / "config.json").read_text())
+        assert stored["environment"]["torch_threads"] == environment.RUN_THREADS == 1
+    finally:
+        torch.set_num_threads(before)
