@@ -340,7 +340,8 @@ def load_results(path, *, with_timings: bool = True, errors: str = "raise"):
     ``pandas.DataFrame``: one row per (run, step) with ``method, strategy, seed, step, budget``,
     one column per test metric (``accuracy`` or ``mse``, ``rmse``), ``n_acquired_this_step``,
     ``acquired_total`` (``budget - initial_size``: the x-axis of DEIMOS's "points acquired"),
-    ``best_epoch``, ``dropout_rates`` (list), ``tau_inv`` and, with ``with_timings``, the timings
+    ``best_epoch``, ``dropout_rates`` (list), ``tau_inv``, ``acquired`` (the pool indices the step picked,
+    in pick order; empty at the last step) and, with ``with_timings``, the timings
     (``train_s, eval_s, select_s, step_s``). Sorted by method, seed, step.
 
     errors: a run with a corrupt, foreign or incomplete file -> ``"raise"`` a ``ValueError`` naming
@@ -376,7 +377,7 @@ def load_results(path, *, with_timings: bool = True, errors: str = "raise"):
                        budget=rec["budget"], **rec["metrics"], n_acquired_this_step=len(rec["acquired"]),
                        acquired_total=rec["budget"] - cfg.initial_size,
                        best_epoch=rec["best_epoch"], dropout_rates=rec["dropout_rates"], tau_inv=rec["tau_inv"],
-                       task=cfg.task, model=cfg.model, run_dir=str(d))
+                       acquired=list(rec["acquired"]), task=cfg.task, model=cfg.model, run_dir=str(d))
             if with_timings:
                 row.update(rec["timings"])
             rows.append(row)

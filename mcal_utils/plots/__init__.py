@@ -19,13 +19,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from mcal_utils import metrics
 
 __all__ = ["curves", "reliability_diagram", "styled_table", "image_grid", "histograms", "long_to_curves",
            "class_balance_heatmap"]
 
 
-def _new_axes(ax, figsize=(6.0, 4.0)):
+def new_axes(ax, figsize=(6.0, 4.0)):
     if ax is not None:
         return ax
     from matplotlib.figure import Figure
@@ -91,7 +91,7 @@ def curves(data, *, ax=None, reference=None, log_x: bool = False, xlabel: str = 
     """
     curves_ = _as_curve_dict(data, budget=budget, metric=metric, method=method, seed=seed)
     ref = {} if reference is None else _as_curve_dict(reference)
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     palette = [f"C{i}" for i in range(10)]
     names = list(dict.fromkeys(list(curves_) + list(ref)))
     color_of = {name: (colors or {}).get(name, palette[i % 10]) for i, name in enumerate(names)}
@@ -128,7 +128,7 @@ def reliability_diagram(probs_N_C=None, labels_N=None, *, curve: metrics.Reliabi
         curve = metrics.reliability_curve(probs_N_C, labels_N, n_bins)
     elif not isinstance(curve, metrics.ReliabilityCurve):
         raise ValueError(f"curve must be a metrics.ReliabilityCurve; got {type(curve).__name__}")
-    ax = _new_axes(ax, figsize=(4.5, 4.5))
+    ax = new_axes(ax, figsize=(4.5, 4.5))
     e = curve.edges_B1
     width = np.diff(e)
     acc = np.nan_to_num(curve.accuracy_B, nan=0.0)
@@ -294,7 +294,7 @@ def class_balance_heatmap(fractions, *, reference_C=None, class_names=None, ax=N
     f_M_C = np.stack(list(rows.values()))
     diff = f_M_C - r_C
     lim = max(float(np.abs(diff).max()), 1e-3)
-    ax = _new_axes(ax, figsize=(0.6 * C + 2.5, 0.45 * len(rows) + 1.4))
+    ax = new_axes(ax, figsize=(0.6 * C + 2.5, 0.45 * len(rows) + 1.4))
     im = ax.imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_xticks(range(C), names)
     ax.set_yticks(range(len(rows)), list(rows))
