@@ -58,6 +58,7 @@ from __future__ import annotations
 from mcal_utils.acquisition import get_strategy
 from mcal_utils.acquisition.requirements import REQUIREMENTS as _REQUIREMENTS
 
+from .cached import GridResults, run_cached_grid
 from .config import INIT_MODES, ExperimentConfig, config_diff, config_hash
 from .grid import WorkerDied, grid_configs, run_dir_for, run_grid
 from .registry import load_task_for
@@ -92,6 +93,8 @@ __all__ = [
     "grid_configs",
     "run_dir_for",
     "run_grid",
+    "run_cached_grid",
+    "GridResults",
     "load_results",
     "atomic_write_text",
     "lock_run_dir",
