@@ -6,6 +6,7 @@
 
 Every message names the argument, what is valid and what was given.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,20 +23,31 @@ _REALS = (int, float, np.integer, np.floating)
 
 
 def _bounds_text(ge=None, gt=None, le=None, lt=None) -> str:
-    parts = [f">= {ge}" if ge is not None else "", f"> {gt}" if gt is not None else "",
-             f"<= {le}" if le is not None else "", f"< {lt}" if lt is not None else ""]
+    parts = [
+        f">= {ge}" if ge is not None else "",
+        f"> {gt}" if gt is not None else "",
+        f"<= {le}" if le is not None else "",
+        f"< {lt}" if lt is not None else "",
+    ]
     return " and ".join(p for p in parts if p)
 
 
 def _check_bounds(value, name: str, kind: str, ge, gt, le, lt) -> None:
-    if ((ge is not None and not value >= ge) or (gt is not None and not value > gt)
-            or (le is not None and not value <= le) or (lt is not None and not value < lt)):
+    if (
+        (ge is not None and not value >= ge)
+        or (gt is not None and not value > gt)
+        or (le is not None and not value <= le)
+        or (lt is not None and not value < lt)
+    ):
         raise ValueError(f"{name} must be {kind} {_bounds_text(ge, gt, le, lt)}, got {value!r}")
 
 
-def check_int(value: Any, name: str, *, ge: int | None = None, gt: int | None = None, le: int | None = None,
-              lt: int | None = None) -> int:
-    """``value`` as a Python ``int`` within the bounds. bool and non-integers -> TypeError; out of bounds -> ValueError."""
+def check_int(
+    value: Any, name: str, *, ge: int | None = None, gt: int | None = None, le: int | None = None, lt: int | None = None
+) -> int:
+    """``value`` as a Python ``int`` within the bounds.
+
+    bool and non-integers -> TypeError; out of bounds -> ValueError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, _INTS):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     value = int(value)
@@ -43,8 +55,16 @@ def check_int(value: Any, name: str, *, ge: int | None = None, gt: int | None = 
     return value
 
 
-def check_float(value: Any, name: str, *, ge: float | None = None, gt: float | None = None,
-                le: float | None = None, lt: float | None = None, finite: bool = True) -> float:
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    finite: bool = True,
+) -> float:
     """``value`` (int or float, not bool) as a Python ``float`` within the bounds; NaN always refused,
     inf refused when ``finite``. Wrong type -> TypeError; NaN, inf or out of bounds -> ValueError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, _REALS):
@@ -80,10 +100,15 @@ def check_random_state(random_state: Any, name: str = "random_state") -> np.rand
     """
     if isinstance(random_state, np.random.Generator):
         return random_state
-    if random_state is None or isinstance(random_state, (bool, np.bool_)) \
-            or not isinstance(random_state, (*_INTS, np.random.SeedSequence)):
-        raise TypeError(f"{name} must be an int seed or a numpy.random.Generator, got "
-                        f"{type(random_state).__name__} {random_state!r}")
+    if (
+        random_state is None
+        or isinstance(random_state, (bool, np.bool_))
+        or not isinstance(random_state, (*_INTS, np.random.SeedSequence))
+    ):
+        raise TypeError(
+            f"{name} must be an int seed or a numpy.random.Generator, got "
+            f"{type(random_state).__name__} {random_state!r}"
+        )
     if isinstance(random_state, _INTS) and random_state < 0:
         raise ValueError(f"{name} must be a non-negative int seed, got {random_state}")
     return np.random.default_rng(random_state)
@@ -100,6 +125,8 @@ def check_seed(random_state: Any, name: str = "random_state") -> int:
     if isinstance(random_state, torch.Generator):
         return int(torch.randint(0, 2**62, (1,), generator=random_state, device=random_state.device).item())
     if random_state is None or isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, _INTS):
-        raise TypeError(f"{name} must be an int, a numpy.random.Generator or a torch.Generator, got "
-                        f"{type(random_state).__name__} {random_state!r}")
+        raise TypeError(
+            f"{name} must be an int, a numpy.random.Generator or a torch.Generator, got "
+            f"{type(random_state).__name__} {random_state!r}"
+        )
     return check_int(random_state, name, ge=0)

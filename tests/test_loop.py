@@ -184,7 +184,7 @@ def test_config_json_round_trip():
         loop.ExperimentConfig.from_dict({**c.to_dict(), "epochs": 3})
     with pytest.raises(ValueError, match="plain JSON"):
         cfg(strategy_options={"x": object()})
-    with pytest.raises(ValueError, match="initial_size must be an int"):
+    with pytest.raises(TypeError, match="initial_size must be an int"):
         cfg(initial_size=2.5)
     with pytest.raises(ValueError, match="progress"):
         cfg(train={**FAST, "progress": True})

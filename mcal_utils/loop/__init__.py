@@ -44,7 +44,8 @@ Grids (strategies x seeds) run on any ``concurrent.futures.Executor`` with :func
 local process pool by default (in a script: under ``if __name__ == "__main__":``),
 ``client.get_executor()`` of a Dask ``distributed`` cluster to go beyond one machine (the run
 directories must then be on a shared file system). Threads of one process train one step at a
-time (training seeds torch's process-global RNG); use processes for parallelism. Finished runs are not resubmitted, so re-running a grid resumes it.
+time (training seeds torch's process-global RNG); use processes for parallelism. Finished runs are not
+resubmitted, so re-running a grid resumes it.
 :func:`load_results` reads one run or a whole grid into a long ``pandas.DataFrame``.
 
 Extension hook (tests, new data, new nets): ``task`` and ``model`` may be an import path
@@ -53,6 +54,7 @@ Extension hook (tests, new data, new nets): ``task`` and ``model`` may be an imp
 **task_options) -> Task``), a model factory like :func:`mcal_utils.models.build_model`
 (``factory(seed=..., **model_options) -> MCModel``). Import paths work in worker processes too.
 """
+
 from __future__ import annotations
 
 from mcal_utils.acquisition import get_strategy
@@ -60,15 +62,36 @@ from mcal_utils.acquisition.requirements import REQUIREMENTS as _REQUIREMENTS
 
 from .cached import GridResults, run_cached_grid
 from .config import INIT_MODES, ExperimentConfig, config_diff, config_hash
-from .grid import WorkerDied, grid_configs, run_dir_for, run_grid
+from .grid import WorkerDied, grid_configs, run_grid
 from .registry import load_task_for
 from .run import RunResult, run_experiment
 from .seeds import derive_seed
 from .split import INITIAL_MODES, Split, make_split
-from .step import (RunState, Selection, build_step_model, commit_step, evaluate_step, fit_step_model, make_record,
-                   open_run, resolve_tau_inv, run_step, select_step, step_seeds)
-from .storage import (FORMAT_VERSION, RunDirBusy, atomic_write_text, cache_root, code_fingerprint, load_results, lock_run_dir,
-                      read_records)
+from .step import (
+    RunState,
+    Selection,
+    build_step_model,
+    commit_step,
+    evaluate_step,
+    fit_step_model,
+    make_record,
+    open_run,
+    resolve_tau_inv,
+    run_step,
+    select_step,
+    step_seeds,
+)
+from .storage import (
+    FORMAT_VERSION,
+    RunDirBusy,
+    atomic_write_text,
+    cache_root,
+    code_fingerprint,
+    load_results,
+    lock_run_dir,
+    read_records,
+    run_dir_for,
+)
 from .validation import validate
 
 #: The requirement kinds a strategy can declare (``acquisition.REQUIREMENTS``; kept for compatibility).

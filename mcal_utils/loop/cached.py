@@ -5,6 +5,7 @@ configs, the package source and the machine's numeric kernels) + :func:`~mcal_ut
 (resumes whatever is already there) + :func:`~mcal_utils.loop.storage.load_results` (methods as an
 ordered categorical in the order the configs list them).
 """
+
 from __future__ import annotations
 
 import time
@@ -35,12 +36,22 @@ class GridResults:
     def summary(self) -> str:
         """One line: runs, steps, what this call computed, the step time summed over every run."""
         n_runs = self.results["run_dir"].nunique()
-        return (f"{n_runs} runs, {len(self.results)} steps; {self.steps_computed} computed now in {self.wall_s:.0f} s "
-                f"wall ({self.results['step_s'].sum():.0f} s of step time summed over all runs); {self.root}")
+        return (
+            f"{n_runs} runs, {len(self.results)} steps; {self.steps_computed} computed now in {self.wall_s:.0f} s "
+            f"wall ({self.results['step_s'].sum():.0f} s of step time summed over all runs); {self.root}"
+        )
 
 
-def run_cached_grid(notebook: str, label: str, configs: Sequence[ExperimentConfig], *, workers: int = -1,
-                    resume: bool = True, run_root=None, data_dir=None) -> GridResults:
+def run_cached_grid(
+    notebook: str,
+    label: str,
+    configs: Sequence[ExperimentConfig],
+    *,
+    workers: int = -1,
+    resume: bool = True,
+    run_root=None,
+    data_dir=None,
+) -> GridResults:
     """Run ``configs`` in the notebook's run cache (or in ``run_root``, the caller's directory, resumed
     whatever code wrote it) and load every record.
 
@@ -49,12 +60,20 @@ def run_cached_grid(notebook: str, label: str, configs: Sequence[ExperimentConfi
     """
     if not configs:
         raise ValueError(f"{notebook} {label}: no configs to run")
-    root = Path(run_root).expanduser() if run_root else cache_root(notebook, label, configs, resume=resume,
-                                                                    data_dir=data_dir)
+    root = (
+        Path(run_root).expanduser()
+        if run_root
+        else cache_root(notebook, label, configs, resume=resume, data_dir=data_dir)
+    )
     steps_before = len(list(root.rglob("step_*.json")))
     t0 = time.perf_counter()
-    run_grid(configs, root, max_workers=None if workers < 0 else workers, torch_threads=1 if workers == 0 else None,
-             data_dir=data_dir)
+    run_grid(
+        configs,
+        root,
+        max_workers=None if workers < 0 else workers,
+        torch_threads=1 if workers == 0 else None,
+        data_dir=data_dir,
+    )
     wall_s = time.perf_counter() - t0
     df = load_results(root)
     order = list(dict.fromkeys(c.method for c in configs))

@@ -1,4 +1,5 @@
 """The experiment config: one frozen, JSON-serialisable dataclass, its diff and its hash."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,12 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .seeds import _is_int, derive_seed  # noqa: F401  (derive_seed: re-exported for compatibility)
+from mcal_utils.checks import check_float, check_int
+from mcal_utils.training import TrainConfig
 
-__all__ = ["ExperimentConfig", "config_diff", "config_hash", "derive_seed", "INIT_MODES"]
+__all__ = ["ExperimentConfig", "config_diff", "config_hash", "task_key", "INIT_MODES"]
 
 #: ``ExperimentConfig.init``: a new initialisation at every step, or one per seed (the paper's code).
 INIT_MODES: tuple[str, ...] = ("per_step", "fixed")
+
 
 def _plain(value: Any, name: str) -> Any:
     """A JSON round-trip of ``value`` (tuples -> lists), refusing what JSON cannot hold."""
@@ -111,27 +114,25 @@ class ExperimentConfig:
             from mcal_utils.acquisition.tau import check_tau_factor
 
             if set(self.tau_inv) != {"auto"}:
-                raise ValueError(f"tau_inv as a dict must be {{'auto': factor}} (DEIMOS Appendix E), got "
-                                 f"{self.tau_inv!r}")
+                raise ValueError(
+                    f"tau_inv as a dict must be {{'auto': factor}} (DEIMOS Appendix E), got {self.tau_inv!r}"
+                )
             object.__setattr__(self, "tau_inv", {"auto": check_tau_factor(self.tau_inv["auto"])})
         elif self.tau_inv is not None:
-            if isinstance(self.tau_inv, bool) or not isinstance(self.tau_inv, (int, float)):
-                raise ValueError(f"tau_inv must be a number, {{'auto': factor}} or None, got {self.tau_inv!r}")
-            object.__setattr__(self, "tau_inv", float(self.tau_inv))
+            object.__setattr__(
+                self, "tau_inv", check_float(self.tau_inv, "tau_inv (a number, {'auto': factor} or None)", finite=False)
+            )
         if self.init not in INIT_MODES:
-            raise ValueError(f"init must be one of {list(INIT_MODES)} ('per_step': a new initialisation at "
-                             f"every step; 'fixed': one per seed), got {self.init!r}")
+            raise ValueError(
+                f"init must be one of {list(INIT_MODES)} ('per_step': a new initialisation at "
+                f"every step; 'fixed': one per seed), got {self.init!r}"
+            )
         for name in ("seed", "initial_size", "acquisition_size", "n_steps", "mc_samples", "eval_mc_samples"):
-            value = getattr(self, name)
-            if not _is_int(value):
-                raise ValueError(f"{name} must be an int, got {value!r}")
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, check_int(getattr(self, name), name))
         for name in ("pool_size", "val_size", "test_size", "n_candidates"):
             value = getattr(self, name)
-            if value is not None and not _is_int(value):
-                raise ValueError(f"{name} must be an int or None, got {value!r}")
             if value is not None:
-                object.__setattr__(self, name, int(value))
+                object.__setattr__(self, name, check_int(value, f"{name} (an int or None)"))
 
     @property
     def tau_auto(self) -> float | None:
@@ -148,7 +149,7 @@ class ExperimentConfig:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "ExperimentConfig":
+    def from_dict(cls, d: Mapping) -> ExperimentConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -159,17 +160,15 @@ class ExperimentConfig:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True, allow_nan=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "ExperimentConfig":
+    def from_json(cls, text: str) -> ExperimentConfig:
         return cls.from_dict(json.loads(text))
 
-    def replace(self, **changes) -> "ExperimentConfig":
+    def replace(self, **changes) -> ExperimentConfig:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def train_config(self):
         """The ``training.TrainConfig`` of this experiment (progress off)."""
-        from mcal_utils.training import TrainConfig
-
         valid = {f.name for f in dataclasses.fields(TrainConfig)} - {"progress"}
         unknown = sorted(set(self.train) - valid)
         if unknown:
@@ -190,5 +189,6 @@ def config_hash(config: ExperimentConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _task_key(config: ExperimentConfig) -> str:
+def task_key(config: ExperimentConfig) -> str:
+    """The task and its options as one string: what the split's seed derives from."""
     return config.task + json.dumps(config.task_options, sort_keys=True)

@@ -6,6 +6,7 @@ and stops the workers at once, and a worker that dies (killed, out of memory) is
 run it was running while the other interrupted runs are resubmitted to a fresh pool (they resume
 from their last written step).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,12 +22,16 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from ..environment import RUN_THREADS
+from mcal_utils.environment import RUN_THREADS
+from mcal_utils.progress import log_enabled, progress_enabled
+
 from .config import ExperimentConfig
+from .lockstep import plan_units, run_group
 from .registry import load_task_for
-from .run import _log_enabled, _progress_enabled, emit_step_line, run_experiment
-from .storage import _STEP_FILE, RunDirBusy, check_run_dir, run_dir_holder, wait_run_dir
+from .run import emit_step_line, run_experiment
+from .storage import RunDirBusy, check_run_dir, run_dir_for, run_dir_holder, step_numbers, wait_run_dir
 from .validation import validate
 
 __all__ = ["grid_configs", "run_dir_for", "run_grid", "WorkerDied", "BUSY_MODES"]
@@ -51,22 +56,6 @@ def grid_configs(base: ExperimentConfig, strategies: Sequence, seeds: Sequence[i
         for seed in seeds:
             out.append(base.replace(**changes, seed=int(seed)))
     return out
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "run"
-
-
-def run_dir_for(root, config: ExperimentConfig) -> Path:
-    """``root/<method>/seed_<seed>``."""
-    return Path(root) / _safe(config.method) / f"seed_{config.seed}"
-
-
-def _step_numbers(run_dir: Path) -> list[int]:
-    try:
-        return sorted(int(m.group(1)) for p in (run_dir / "steps").iterdir() if (m := _STEP_FILE.match(p.name)))
-    except FileNotFoundError:
-        return []
 
 
 # ---------------------------------------------------------------------------
@@ -100,11 +89,10 @@ def _grid_job(configs: tuple, run_dirs: tuple, data_dir, torch_threads) -> tuple
     """Worker entry point of :func:`run_grid` (module level: picklable): one run, or one lockstep
     group (``loop.lockstep.run_group``) when given several aligned runs."""
     if len(configs) == 1:
-        run_experiment(configs[0], run_dirs[0], data_dir=data_dir, progress=False, torch_threads=torch_threads,
-                       log=False)
+        run_experiment(
+            configs[0], run_dirs[0], data_dir=data_dir, progress=False, torch_threads=torch_threads, log=False
+        )
     else:
-        from .lockstep import run_group
-
         run_group(configs, run_dirs, data_dir=data_dir, torch_threads=torch_threads, log=False)
     return run_dirs
 
@@ -130,8 +118,9 @@ def _guard_spawned_import() -> None:
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise SystemExit(
             "mcal run_grid: a worker process imported your script and reached run_grid() again. With the default "
-            "process pool, call run_grid under `if __name__ == \"__main__\":` in a script (not needed in a "
-            "notebook), or pass max_workers=0 / your own executor.")
+            'process pool, call run_grid under `if __name__ == "__main__":` in a script (not needed in a '
+            "notebook), or pass max_workers=0 / your own executor."
+        )
 
 
 def _describe_exit(code) -> str:
@@ -154,8 +143,12 @@ def _lock_holder(run_dir: Path) -> int | None:
 
 
 def _new_pool(n_workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -171,11 +164,22 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             p.kill()
 
 
-def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | None = None,
-             max_workers: int | None = None, torch_threads: int | None = None, data_dir=None,
-             progress: bool | None = None, poll_s: float = 0.5, log: bool | None = None,
-             lockstep: bool | None = None, lockstep_members: int | None = None, busy: str = "raise",
-             busy_timeout_s: float | None = None) -> list[Path]:
+def run_grid(
+    configs: Sequence[ExperimentConfig],
+    root,
+    *,
+    executor: Executor | None = None,
+    max_workers: int | None = None,
+    torch_threads: int | None = None,
+    data_dir=None,
+    progress: bool | None = None,
+    poll_s: float = 0.5,
+    log: bool | None = None,
+    lockstep: bool | None = None,
+    lockstep_members: int | None = None,
+    busy: str = "raise",
+    busy_timeout_s: float | None = None,
+) -> list[Path]:
     """Run every config in ``root/<method>/seed_<seed>`` on an executor; returns the run dirs.
 
     Every config is validated (and its run directory checked: writable, no other experiment, no
@@ -212,8 +216,9 @@ def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | 
     """
     _guard_spawned_import()
     if busy not in BUSY_MODES:
-        raise ValueError(f"busy must be one of {list(BUSY_MODES)} (what to do with a run another process holds), "
-                         f"got {busy!r}")
+        raise ValueError(
+            f"busy must be one of {list(BUSY_MODES)} (what to do with a run another process holds), got {busy!r}"
+        )
     configs = list(configs)
     if not configs:
         raise ValueError("run_grid needs at least one config")
@@ -231,21 +236,21 @@ def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | 
     del tasks
     totals = [c.n_steps + 1 for c in configs]
 
-    from tqdm.auto import tqdm
-
-    show = _progress_enabled(progress)
-    lines = _log_enabled(log, show)
+    show = progress_enabled(progress)
+    lines = log_enabled(log, show)
     grid_bar = tqdm(total=sum(totals), desc="grid", unit="step", disable=not show)
-    bars = [tqdm(total=t, desc=f"{c.method} s{c.seed}", unit="step", disable=not show, leave=False,
-                 position=i + 1) for i, (c, t) in enumerate(zip(configs, totals))]
-    done_steps = [len(_step_numbers(d)) for d in dirs]
+    bars = [
+        tqdm(total=t, desc=f"{c.method} s{c.seed}", unit="step", disable=not show, leave=False, position=i + 1)
+        for i, (c, t) in enumerate(zip(configs, totals))
+    ]
+    done_steps = [len(step_numbers(d)) for d in dirs]
     for i, n in enumerate(done_steps):
         bars[i].update(min(n, totals[i]))
         grid_bar.update(min(n, totals[i]))
 
     def refresh():
         for i, d in enumerate(dirs):
-            n = min(len(_step_numbers(d)), totals[i])
+            n = min(len(step_numbers(d)), totals[i])
             if n > done_steps[i]:
                 if lines:
                     for s in range(done_steps[i], n):
@@ -260,8 +265,6 @@ def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | 
 
     # finished runs (config already checked above) are not resubmitted
     todo = [(c, d) for i, (c, d) in enumerate(zip(configs, dirs)) if done_steps[i] < totals[i]]
-    from .lockstep import plan_units
-
     data_arg = None if data_dir is None else str(data_dir)
 
     def execute(pairs) -> list[tuple[Path, BaseException]]:
@@ -314,20 +317,27 @@ def run_grid(configs: Sequence[ExperimentConfig], root, *, executor: Executor | 
                     skipped[d] = holder
                     continue
                 if busy == "wait" and held_by is not None:
-                    print(f"run_grid: {c.method} seed {c.seed} ({d}) is in use by PID {holder}; waiting for it to "
-                          f"release the run (busy='wait')", file=sys.stderr, flush=True)
+                    print(
+                        f"run_grid: {c.method} seed {c.seed} ({d}) is in use by PID {holder}; waiting for it to "
+                        f"release the run (busy='wait')",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     try:
                         wait_run_dir(d, timeout_s=busy_timeout_s, poll_s=poll_s)
                     except RunDirBusy as err:
                         errors.append((d, err))
                         continue
-                if len(_step_numbers(d)) < totals[index[d]]:
+                if len(step_numbers(d)) < totals[index[d]]:
                     retry.append((c, d))  # released unfinished (or held by a lockstep partner only): resume it here
                 elif busy == "skip":
                     skipped[d] = holder  # reported as finished by that process
                 else:
-                    print(f"run_grid: PID {holder} finished {c.method} seed {c.seed} ({d}); nothing left to do",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"run_grid: PID {holder} finished {c.method} seed {c.seed} ({d}); nothing left to do",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             todo = retry
             if not todo:
                 break
@@ -359,7 +369,7 @@ def _warn_skipped(skipped: dict, configs, dirs, totals) -> None:
     for c, d, total in zip(configs, dirs, totals):
         if d not in skipped:
             continue
-        pid, n = skipped[d], len(_step_numbers(d))
+        pid, n = skipped[d], len(step_numbers(d))
         if n >= total:
             state = f"finished by the other process (PID {pid})"
         elif run_dir_holder(d) is not None:
@@ -367,8 +377,11 @@ def _warn_skipped(skipped: dict, configs, dirs, totals) -> None:
         else:
             state = f"stopped by PID {pid} at {n} of {total} steps: run the grid again to resume it"
         lines.append(f"{c.method} seed {c.seed} ({d}): {state}")
-    warnings.warn(f"run_grid(busy='skip') left {len(lines)} run(s) to another process: " + "; ".join(lines),
-                  RuntimeWarning, stacklevel=3)
+    warnings.warn(
+        f"run_grid(busy='skip') left {len(lines)} run(s) to another process: " + "; ".join(lines),
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def _collect(futures: dict, refresh, poll_s: float) -> list[tuple[Path, BaseException]]:
@@ -385,10 +398,17 @@ def _collect(futures: dict, refresh, poll_s: float) -> list[tuple[Path, BaseExce
 
 
 def _pool_failed(unit) -> list[tuple[Path, BaseException]]:
-    return [(d, WorkerDied(f"the worker pool broke before running {c.method} seed {c.seed} ({d}). If you run a "
-                           f"script, call run_grid under `if __name__ == \"__main__\":` (spawned workers import "
-                           f"the script); otherwise see the worker output above, or use max_workers=0"))
-            for c, d in zip(*unit)]
+    return [
+        (
+            d,
+            WorkerDied(
+                f"the worker pool broke before running {c.method} seed {c.seed} ({d}). If you run a "
+                f'script, call run_grid under `if __name__ == "__main__":` (spawned workers import '
+                f"the script); otherwise see the worker output above, or use max_workers=0"
+            ),
+        )
+        for c, d in zip(*unit)
+    ]
 
 
 def _run_on_own_pool(units, n_workers, data_arg, torch_threads, refresh, poll_s):
@@ -422,8 +442,11 @@ def _run_on_own_pool(units, n_workers, data_arg, torch_threads, refresh, poll_s)
         todo = []
         if not broken:
             break
-        dead = {pid: p.exitcode for pid, p in workers.items()
-                if p.exitcode is not None and p.exitcode not in (0, -signal.SIGTERM)}
+        dead = {
+            pid: p.exitcode
+            for pid, p in workers.items()
+            if p.exitcode is not None and p.exitcode not in (0, -signal.SIGTERM)
+        }
         retry = []
         for unit in broken:
             holders = {_lock_holder(d) for d in unit[1]} & set(dead)
@@ -433,10 +456,16 @@ def _run_on_own_pool(units, n_workers, data_arg, torch_threads, refresh, poll_s)
             for c, d in zip(*unit):
                 holder = _lock_holder(d)
                 if holder in dead:
-                    errors.append((d, WorkerDied(
-                        f"worker process PID {holder} died ({_describe_exit(dead[holder])}) while running {c.method} "
-                        f"seed {c.seed} in {d}; the run resumes from its last written step when the grid is run "
-                        f"again")))
+                    errors.append(
+                        (
+                            d,
+                            WorkerDied(
+                                f"worker process PID {holder} died ({_describe_exit(dead[holder])}) while "
+                                f"running {c.method} seed {c.seed} in {d}; the run resumes from its last written "
+                                f"step when the grid is run again"
+                            ),
+                        )
+                    )
                 else:  # a run of the same lockstep group not yet started: report it with its group
                     errors.append((d, WorkerDied(f"the worker running the lockstep group of {d} died")))
         if len(retry) == len(broken):  # no run was on a dead worker: the pool itself failed (e.g. at spawn)

@@ -25,6 +25,7 @@ memory layouts (``vectorize=False``), so lockstep records equal sequential recor
 (timings aside); on a GPU (``vectorize=True``) they agree up to float32 rounding of the batched
 kernels (near-ties of scores can then pick differently).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,16 +39,47 @@ import torch
 
 from .config import ExperimentConfig
 from .registry import load_task_for
-from .run import _STEP_LOCK, emit_step_line
-from .step import (build_step_model, commit_step, evaluate_step, make_record, open_run, resolve_tau_inv, run_step,
-                   select_step, step_seeds, validation_data)
+from .run import STEP_LOCK, emit_step_line
+from .step import (
+    build_step_model,
+    commit_step,
+    evaluate_step,
+    make_record,
+    open_run,
+    resolve_tau_inv,
+    run_step,
+    select_step,
+    step_seeds,
+    validation_data,
+)
+from .storage import run_dir_for
 
-__all__ = ["ALIGN_FIELDS", "lockstep_key", "group_configs", "lockstep_pays", "plan_units", "lockstep_step",
-           "run_group", "run_lockstep", "GroupResult", "LockstepError"]
+__all__ = [
+    "ALIGN_FIELDS",
+    "lockstep_key",
+    "group_configs",
+    "lockstep_pays",
+    "plan_units",
+    "lockstep_step",
+    "run_group",
+    "run_lockstep",
+    "GroupResult",
+    "LockstepError",
+]
 
 #: The config fields on which runs must agree to train as one population.
-ALIGN_FIELDS: tuple[str, ...] = ("task", "task_options", "model", "model_options", "initial_size",
-                                 "acquisition_size", "n_steps", "pool_size", "val_size", "train")
+ALIGN_FIELDS: tuple[str, ...] = (
+    "task",
+    "task_options",
+    "model",
+    "model_options",
+    "initial_size",
+    "acquisition_size",
+    "n_steps",
+    "pool_size",
+    "val_size",
+    "train",
+)
 
 
 class LockstepError(RuntimeError):
@@ -83,26 +115,28 @@ def lockstep_pays(device="auto") -> bool:
     return resolve_device(device).type == "cuda"
 
 
-def plan_units(todo: Sequence[tuple[ExperimentConfig, Path]], lockstep: bool | None = None, *,
-               max_members: int | None = None) -> list[tuple[tuple, tuple]]:
+def plan_units(
+    todo: Sequence[tuple[ExperimentConfig, Path]], lockstep: bool | None = None, *, max_members: int | None = None
+) -> list[tuple[tuple, tuple]]:
     """Tasks for an executor: ``[(configs, run_dirs), ...]``, one per lockstep group (split into
     slices of at most ``max_members`` runs, so that a large grid still spreads over workers), or
     one per run when ``lockstep`` is False. None: lockstep for the groups whose training device
     (``train["device"]``, default ``"auto"``) is a CUDA device (:func:`lockstep_pays`)."""
-    if max_members is not None and (isinstance(max_members, bool) or not isinstance(max_members, int)
-                                    or max_members < 1):
+    if max_members is not None and (
+        isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1
+    ):
         raise ValueError(f"max_members must be None or an int >= 1, got {max_members!r}")
     todo = list(todo)
     if lockstep is False:
         return [((c,), (Path(d),)) for c, d in todo]
-    units = []
+    units: list[tuple[tuple[ExperimentConfig, ...], tuple[Path, ...]]] = []
     for idx in group_configs([c for c, _ in todo]):
         if lockstep is None and not lockstep_pays(todo[idx[0]][0].train.get("device", "auto")):
             units += [((todo[i][0],), (Path(todo[i][1]),)) for i in idx]
             continue
         size = max_members or len(idx)
         for s in range(0, len(idx), size):
-            part = idx[s:s + size]
+            part = idx[s : s + size]
             units.append((tuple(todo[i][0] for i in part), tuple(Path(todo[i][1]) for i in part)))
     return units
 
@@ -158,14 +192,24 @@ def lockstep_step(states: list, step: int, *, vectorize: bool | None = None) -> 
             models.append(build_step_model(st.config, step))
             after_build.append(_rng_state(cuda_devices))
         cache: dict = {}
-        vals = [_shared(cache, (id(st.task), st.split.val_from_task, st.split.val.tobytes()),
-                        lambda st=st: validation_data(st)) for st in states]
+        vals = [
+            _shared(
+                cache, (id(st.task), st.split.val_from_task, st.split.val.tobytes()), lambda st=st: validation_data(st)
+            )
+            for st in states
+        ]
         has_val = vals[0][0] is not None
         t0 = time.perf_counter()
         population = fit_population(
-            models, [st.task.x_train[st.labelled] for st in states], [st.task.y_train[st.labelled] for st in states],
-            xs_val=[v[0] for v in vals] if has_val else None, ys_val=[v[1] for v in vals] if has_val else None,
-            config=states[0].train_config, random_states=[sd("fit") for sd in seeds], vectorize=vectorize)
+            models,
+            [st.task.x_train[st.labelled] for st in states],
+            [st.task.y_train[st.labelled] for st in states],
+            xs_val=[v[0] for v in vals] if has_val else None,
+            ys_val=[v[1] for v in vals] if has_val else None,
+            config=states[0].train_config,
+            random_states=[sd("fit") for sd in seeds],
+            vectorize=vectorize,
+        )
         train_share = (time.perf_counter() - t0) / M
         build_share = (t0 - t_step) / M
 
@@ -179,14 +223,18 @@ def lockstep_step(states: list, step: int, *, vectorize: bool | None = None) -> 
         for idx in (idx for idx in by_test.values() if len(idx) > 1):
             t0 = time.perf_counter()
             st = states[idx[0]]
-            results = evaluate_population([population.members[i].model for i in idx], st.task.x_test[st.split.test],
-                                          st.task.y_test[st.split.test], mc_samples=st.config.eval_mc_samples,
-                                          random_states=[seeds[i]("eval") for i in idx])
+            results = evaluate_population(
+                [population.members[i].model for i in idx],
+                st.task.x_test[st.split.test],
+                st.task.y_test[st.split.test],
+                mc_samples=st.config.eval_mc_samples,
+                random_states=[seeds[i]("eval") for i in idx],
+            )
             share = (time.perf_counter() - t0) / len(idx)
             for i, r in zip(idx, results):
                 evaluated[i] = ({k: float(v) for k, v in r.items() if k in ("accuracy", "mse", "rmse")}, share)
 
-        out = []
+        out: list[dict | BaseException] = []
         for i, (st, member, rng) in enumerate(zip(states, population.members, after_build)):
             if isinstance(member, BaseException):
                 out.append(member)
@@ -203,8 +251,12 @@ def lockstep_step(states: list, step: int, *, vectorize: bool | None = None) -> 
             selection = select_step(st, member.model, step) if step < st.config.n_steps else None
             t_select = time.perf_counter() - t0
             batched_eval = t_eval if i in evaluated else 0.0
-            timings = dict(train_s=build_share + train_share, eval_s=t_eval, select_s=t_select,
-                           step_s=build_share + train_share + batched_eval + time.perf_counter() - t_run)
+            timings = dict(
+                train_s=build_share + train_share,
+                eval_s=t_eval,
+                select_s=t_select,
+                step_s=build_share + train_share + batched_eval + time.perf_counter() - t_run,
+            )
             out.append(make_record(st, step, member, metrics, selection, timings))
     return out
 
@@ -223,9 +275,16 @@ class GroupResult:
     seconds: float
 
 
-def run_group(configs: Sequence[ExperimentConfig], run_dirs: Sequence, *, data_dir=None,
-              torch_threads: int | None = None, log: bool | None = None, vectorize: bool | None = None,
-              max_seconds: float | None = None) -> GroupResult:
+def run_group(
+    configs: Sequence[ExperimentConfig],
+    run_dirs: Sequence,
+    *,
+    data_dir=None,
+    torch_threads: int | None = None,
+    log: bool | None = None,
+    vectorize: bool | None = None,
+    max_seconds: float | None = None,
+) -> GroupResult:
     """Run (or resume) aligned ``configs`` in ``run_dirs`` in lockstep (see the module docstring).
 
     A run whose fit fails (``FloatingPointError``) stops; the others go on, and a
@@ -235,8 +294,9 @@ def run_group(configs: Sequence[ExperimentConfig], run_dirs: Sequence, *, data_d
     """
     configs, run_dirs = list(configs), [Path(d) for d in run_dirs]
     if not configs or len(configs) != len(run_dirs):
-        raise ValueError(f"run_group needs equally many configs and run_dirs (>= 1), got {len(configs)} "
-                         f"and {len(run_dirs)}")
+        raise ValueError(
+            f"run_group needs equally many configs and run_dirs (>= 1), got {len(configs)} and {len(run_dirs)}"
+        )
     if len(group_configs(configs)) != 1:
         raise ValueError("run_group needs aligned configs (one lockstep_key); split them with group_configs")
     if len(set(run_dirs)) != len(run_dirs):
@@ -247,15 +307,17 @@ def run_group(configs: Sequence[ExperimentConfig], run_dirs: Sequence, *, data_d
     written = [0] * len(configs)
     failures: dict = {}
     with contextlib.ExitStack() as stack:
-        states = [stack.enter_context(open_run(c, d, data_dir=data_dir, task=load_task_for(c, data_dir)))
-                  for c, d in zip(configs, run_dirs)]
+        states = [
+            stack.enter_context(open_run(c, d, data_dir=data_dir, task=load_task_for(c, data_dir)))
+            for c, d in zip(configs, run_dirs)
+        ]
         while True:
             alive = [i for i, st in enumerate(states) if not st.done and run_dirs[i] not in failures]
             if not alive or (max_seconds is not None and time.perf_counter() - t_start > max_seconds):
                 break
             step = min(states[i].next_step for i in alive)
             members = [i for i in alive if states[i].next_step == step]
-            with _STEP_LOCK:
+            with STEP_LOCK:
                 if len(members) == 1:
                     results = [_sequential_step(states[members[0]], step)]
                 else:
@@ -271,8 +333,9 @@ def run_group(configs: Sequence[ExperimentConfig], run_dirs: Sequence, *, data_d
         finished = all(st.done for st in states)
     if failures:
         raise LockstepError(failures)
-    return GroupResult(run_dirs=tuple(run_dirs), steps_written=tuple(written), finished=finished,
-                       seconds=time.perf_counter() - t_start)
+    return GroupResult(
+        run_dirs=tuple(run_dirs), steps_written=tuple(written), finished=finished, seconds=time.perf_counter() - t_start
+    )
 
 
 def _sequential_step(state, step: int):
@@ -283,14 +346,20 @@ def _sequential_step(state, step: int):
         return err
 
 
-def run_lockstep(configs: Sequence[ExperimentConfig], root, *, data_dir=None, torch_threads: int | None = None,
-                 log: bool | None = None, vectorize: bool | None = None, max_seconds: float | None = None,
-                 max_members: int | None = None) -> list[Path]:
+def run_lockstep(
+    configs: Sequence[ExperimentConfig],
+    root,
+    *,
+    data_dir=None,
+    torch_threads: int | None = None,
+    log: bool | None = None,
+    vectorize: bool | None = None,
+    max_seconds: float | None = None,
+    max_members: int | None = None,
+) -> list[Path]:
     """Every config in ``root/<method>/seed_<seed>`` (as :func:`~mcal_utils.loop.run_grid`), in this
     process, group after group in lockstep; returns the run dirs. ``max_seconds`` bounds the whole
     call (no new step starts after it; calling again resumes)."""
-    from .grid import run_dir_for
-
     configs = list(configs)
     dirs = [run_dir_for(root, c) for c in configs]
     if len(set(dirs)) != len(dirs):
@@ -302,11 +371,11 @@ def run_lockstep(configs: Sequence[ExperimentConfig], root, *, data_dir=None, to
         if left is not None and left <= 0:
             break
         try:
-            run_group(cs, ds, data_dir=data_dir, torch_threads=torch_threads, log=log, vectorize=vectorize,
-                      max_seconds=left)
+            run_group(
+                cs, ds, data_dir=data_dir, torch_threads=torch_threads, log=log, vectorize=vectorize, max_seconds=left
+            )
         except LockstepError as err:
             errors.append(err)
     if errors:
         raise LockstepError({d: e for err in errors for d, e in err.failures.items()}) from errors[0]
     return dirs
-

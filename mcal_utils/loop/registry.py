@@ -2,11 +2,15 @@
 
 Strategies are named in ``mcal_utils.acquisition.STRATEGIES`` (``acquisition.get_strategy``).
 """
+
 from __future__ import annotations
 
 import functools
 import importlib
 import json
+
+from mcal_utils import data, models
+from mcal_utils.data import data_dir as resolve_data_dir
 
 from .config import ExperimentConfig
 
@@ -31,8 +35,6 @@ def check_registered(name: str, kind: str) -> None:
     if ":" in name:
         _import_path(name, kind)
         return
-    from mcal_utils import data, models
-
     valid, label = (data.TASK_NAMES, "task/dataset") if kind == "task" else (models.MODEL_NAMES, "model")
     if name not in valid:
         raise ValueError(f"unknown {label} {name!r}; valid: {list(valid)} (or an import path 'module:factory')")
@@ -45,8 +47,6 @@ def _load_task_cached(task: str, options_json: str, data_dir: str | None):
     if ":" in task:
         factory = _import_path(task, "task")
         return factory(data_dir=data_dir, random_state=random_state, **options)
-    from mcal_utils import data
-
     return data.load_task(task, data_dir=data_dir, random_state=random_state, **options)
 
 
@@ -55,17 +55,14 @@ def load_task_for(config: ExperimentConfig, data_dir=None):
 
     The cache key holds the resolved data directory (``data_dir``, else ``$MCAL_DATA_DIR``, else the
     default), so a changed ``$MCAL_DATA_DIR`` never returns the task of another directory."""
-    from mcal_utils.data import data_dir as resolve_data_dir
-
     check_registered(config.task, "task")
-    return _load_task_cached(config.task, json.dumps(config.task_options, sort_keys=True),
-                             str(resolve_data_dir(data_dir)))
+    return _load_task_cached(
+        config.task, json.dumps(config.task_options, sort_keys=True), str(resolve_data_dir(data_dir))
+    )
 
 
 def build_model(config: ExperimentConfig, seed: int):
     """A fresh model of ``config`` initialised from ``seed``."""
     if ":" in config.model:
         return _import_path(config.model, "model")(seed=seed, **config.model_options)
-    from mcal_utils import models
-
     return models.build_model(config.model, seed=seed, **config.model_options)

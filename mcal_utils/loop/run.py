@@ -1,4 +1,5 @@
 """One resumable run: the steps of :mod:`~mcal_utils.loop.step` in order, with progress."""
+
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
+
+from mcal_utils.progress import log_enabled, progress_enabled
 
 from .config import ExperimentConfig
 from .step import commit_step, open_run, run_step
@@ -19,38 +23,16 @@ logger = logging.getLogger("mcal_utils.loop")
 
 # Training seeds torch's process-global RNG (under fork_rng), so two steps must not train at the
 # same time in one process: thread-based executors run steps one at a time (use processes).
-_STEP_LOCK = threading.Lock()
-
-
-def _progress_enabled(progress: bool | None) -> bool:
-    from mcal_utils.training import progress_enabled
-
-    return progress_enabled(progress)
-
-
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel (an IPython shell with a kernel attached)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def _log_enabled(log: bool | None, progress_shown: bool) -> bool:
-    """Step lines: ``log`` if given; else when no bar is drawn, stderr is not a terminal (a log file,
-    a background job) and we are not inside a notebook kernel (notebooks show their own output)."""
-    if log is not None:
-        return bool(log)
-    if progress_shown or _in_notebook():
-        return False
-    isatty = getattr(sys.stderr, "isatty", None)
-    return not (callable(isatty) and isatty())
+STEP_LOCK = threading.Lock()
 
 
 def step_line(config: ExperimentConfig, rec: dict) -> str:
     """``"<method> seed <s>: step 3/10 acc=0.9100 (12.3 s)"`` for a completed step record."""
     metrics = " ".join(f"{'acc' if k == 'accuracy' else k}={v:.4f}" for k, v in rec["metrics"].items())
-    return (f"{config.method} seed {config.seed}: step {rec['step']}/{config.n_steps} {metrics} "
-            f"({rec['timings']['step_s']:.1f} s)")
+    return (
+        f"{config.method} seed {config.seed}: step {rec['step']}/{config.n_steps} {metrics} "
+        f"({rec['timings']['step_s']:.1f} s)"
+    )
 
 
 def emit_step_line(config: ExperimentConfig, rec: dict) -> None:
@@ -72,8 +54,15 @@ class RunResult:
     seconds: float
 
 
-def run_experiment(config: ExperimentConfig, run_dir, *, data_dir=None, progress: bool | None = None,
-                   torch_threads: int | None = None, log: bool | None = None) -> RunResult:
+def run_experiment(
+    config: ExperimentConfig,
+    run_dir,
+    *,
+    data_dir=None,
+    progress: bool | None = None,
+    torch_threads: int | None = None,
+    log: bool | None = None,
+) -> RunResult:
     """Run (or resume) ``config`` in ``run_dir``; returns every record.
 
     Each record (``steps/step_XXXX.json``): ``step``, ``budget`` (labelled points the model was
@@ -94,18 +83,22 @@ def run_experiment(config: ExperimentConfig, run_dir, *, data_dir=None, progress
     t_start = time.perf_counter()
     if torch_threads is not None:
         torch.set_num_threads(int(torch_threads))
-    show = _progress_enabled(progress)
-    lines = _log_enabled(log, show)
+    show = progress_enabled(progress)
+    lines = log_enabled(log, show)
     with open_run(config, run_dir, data_dir=data_dir) as state:
         resumed_from = state.next_step
 
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.n_steps + 1, initial=resumed_from, desc=f"{config.method} seed {config.seed}",
-                   unit="step", disable=not show, leave=False)
+        bar = tqdm(
+            total=config.n_steps + 1,
+            initial=resumed_from,
+            desc=f"{config.method} seed {config.seed}",
+            unit="step",
+            disable=not show,
+            leave=False,
+        )
         try:
             while not state.done:
-                with _STEP_LOCK:
+                with STEP_LOCK:
                     rec = run_step(state, state.next_step)
                 commit_step(state, rec)
                 bar.update(1)
@@ -115,5 +108,10 @@ def run_experiment(config: ExperimentConfig, run_dir, *, data_dir=None, progress
         finally:
             bar.close()
         records = list(state.records)
-    return RunResult(run_dir=Path(run_dir), config=config, records=records, resumed_from=resumed_from,
-                     seconds=time.perf_counter() - t_start)
+    return RunResult(
+        run_dir=Path(run_dir),
+        config=config,
+        records=records,
+        resumed_from=resumed_from,
+        seconds=time.perf_counter() - t_start,
+    )

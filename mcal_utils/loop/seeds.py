@@ -4,6 +4,7 @@ Everything random in an experiment derives from its seed and a tuple of keys (st
 non-negative ints) through ``numpy.random.SeedSequence``: independent, reproducible streams,
 no generator carried across steps.
 """
+
 from __future__ import annotations
 
 import zlib

@@ -3,13 +3,14 @@
 It derives from the task, its options, the seed and the size options only, never from the
 strategy: every strategy of a seed starts from the same initial set and checkpoints on the same
 validation set."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ExperimentConfig, _task_key
+from .config import ExperimentConfig, task_key
 from .seeds import derive_seed
 
 __all__ = ["Split", "make_split", "INITIAL_MODES"]
@@ -53,7 +54,7 @@ def make_split(config: ExperimentConfig, task) -> Split:
     Depends only on the task (name and options), the seed and the size options; never on the
     strategy. Raises ``ValueError`` when a size does not fit the data.
     """
-    rng = np.random.default_rng(derive_seed(config.seed, "split", _task_key(config)))
+    rng = np.random.default_rng(derive_seed(config.seed, "split", task_key(config)))
     n_train = int(len(task.y_train))
     available = np.arange(n_train, dtype=np.int64)
     has_val = getattr(task, "x_val", None) is not None and getattr(task, "y_val", None) is not None
@@ -64,14 +65,18 @@ def make_split(config: ExperimentConfig, task) -> Split:
         if config.val_size is None:
             val = np.arange(n_val_all, dtype=np.int64)
         elif config.val_size > n_val_all:
-            raise ValueError(f"val_size={config.val_size} is larger than the validation split of "
-                             f"{config.task!r} ({n_val_all} points)")
+            raise ValueError(
+                f"val_size={config.val_size} is larger than the validation split of "
+                f"{config.task!r} ({n_val_all} points)"
+            )
         else:
             val = _choice_sorted(rng, np.arange(n_val_all, dtype=np.int64), config.val_size)
     else:
         if config.val_size is None:
-            raise ValueError(f"task {config.task!r} has no validation split: set val_size to the number of "
-                             f"train points to hold out (0 for none, then train.checkpoint='last')")
+            raise ValueError(
+                f"task {config.task!r} has no validation split: set val_size to the number of "
+                f"train points to hold out (0 for none, then train.checkpoint='last')"
+            )
         if config.val_size >= n_train:
             raise ValueError(f"val_size={config.val_size} leaves no train points ({n_train} in {config.task!r})")
         val = _choice_sorted(rng, available, config.val_size)
@@ -80,8 +85,10 @@ def make_split(config: ExperimentConfig, task) -> Split:
     # the experiment's universe: initial set + pool
     if config.pool_size is not None:
         if config.pool_size > available.size:
-            raise ValueError(f"pool_size={config.pool_size} is larger than the {available.size} train points "
-                             f"available in {config.task!r} (after the validation hold-out)")
+            raise ValueError(
+                f"pool_size={config.pool_size} is larger than the {available.size} train points "
+                f"available in {config.task!r} (after the validation hold-out)"
+            )
         universe = _choice_sorted(rng, available, config.pool_size)
     else:
         universe = available
@@ -90,7 +97,8 @@ def make_split(config: ExperimentConfig, task) -> Split:
         raise ValueError(
             f"budget too large: initial_size + n_steps * acquisition_size = {config.initial_size} + "
             f"{config.n_steps} * {config.acquisition_size} = {need} labelled points, but the pool holds "
-            f"{universe.size} (initial set included)")
+            f"{universe.size} (initial set included)"
+        )
 
     # initial labelled set
     n0 = config.initial_size
@@ -100,8 +108,10 @@ def make_split(config: ExperimentConfig, task) -> Split:
         initial = _choice_sorted(rng, universe, n0)
     else:  # balanced
         if getattr(task, "kind", "classification") != "classification" or not task.n_classes:
-            raise ValueError(f"initial='balanced' needs a classification task; {config.task!r} is {task.kind}; "
-                             f"use initial='random' or 'first'")
+            raise ValueError(
+                f"initial='balanced' needs a classification task; {config.task!r} is {task.kind}; "
+                f"use initial='random' or 'first'"
+            )
         c = int(task.n_classes)
         if n0 % c:
             raise ValueError(f"initial='balanced' needs initial_size divisible by n_classes={c}, got {n0}")
@@ -110,8 +120,9 @@ def make_split(config: ExperimentConfig, task) -> Split:
         for cls in range(c):
             members = universe[y_u == cls]
             if members.size < n0 // c:
-                raise ValueError(f"initial='balanced': class {cls} has only {members.size} pool points, "
-                                 f"{n0 // c} needed")
+                raise ValueError(
+                    f"initial='balanced': class {cls} has only {members.size} pool points, {n0 // c} needed"
+                )
             parts.append(_choice_sorted(rng, members, n0 // c))
         initial = np.sort(np.concatenate(parts))
     pool = np.setdiff1d(universe, initial)

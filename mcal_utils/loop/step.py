@@ -13,6 +13,7 @@ labelled set, the pool and tau^-1 after the last written step). Then, for ``step
 :func:`run_step` chains them under one ``torch.random.fork_rng`` seeded from ``(seed, step)``;
 every random choice inside derives from :func:`step_seeds`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,6 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mcal_utils import mc
+from mcal_utils.acquisition import AcquisitionContext, Strategy, auto_tau_inv, get_strategy
+from mcal_utils.data import Task
+from mcal_utils.training import TrainConfig, evaluate, fit
+
 from .config import ExperimentConfig
 from .registry import build_model, load_task_for
 from .seeds import step_seeds as _step_seeds
@@ -31,8 +37,21 @@ from .split import Split
 from .storage import check_run_dir, check_split, lock_run_dir, open_run_dir, read_records, write_record
 from .validation import validate
 
-__all__ = ["RunState", "Selection", "open_run", "step_seeds", "validation_data", "build_step_model", "fit_step_model",
-           "evaluate_step", "resolve_tau_inv", "select_step", "make_record", "commit_step", "run_step"]
+__all__ = [
+    "RunState",
+    "Selection",
+    "open_run",
+    "step_seeds",
+    "validation_data",
+    "build_step_model",
+    "fit_step_model",
+    "evaluate_step",
+    "resolve_tau_inv",
+    "select_step",
+    "make_record",
+    "commit_step",
+    "run_step",
+]
 
 
 def step_seeds(config: ExperimentConfig, step: int):
@@ -48,14 +67,14 @@ class RunState:
 
     config: ExperimentConfig
     run_dir: Path
-    task: object
+    task: Task
     split: Split
-    strategy: object
-    train_config: object
+    strategy: Strategy
+    train_config: TrainConfig
     config_hash: str
-    records: list = field(default_factory=list)
-    labelled: np.ndarray = None
-    pool: np.ndarray = None
+    records: list[dict] = field(default_factory=list)
+    labelled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pool: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     tau_inv: float | None = None
 
     @property
@@ -70,8 +89,10 @@ class RunState:
         """Append ``rec`` and move its acquired points from the pool to the labelled set."""
         acquired = np.asarray(rec["acquired"], dtype=np.int64)
         if rec["budget"] != len(self.labelled) or not np.all(np.isin(acquired, self.pool)):
-            raise ValueError(f"{self.run_dir}: record of step {rec['step']} does not continue the split "
-                             f"(budget {rec['budget']} vs {len(self.labelled)} labelled)")
+            raise ValueError(
+                f"{self.run_dir}: record of step {rec['step']} does not continue the split "
+                f"(budget {rec['budget']} vs {len(self.labelled)} labelled)"
+            )
         self.records.append(rec)
         self.labelled = np.concatenate([self.labelled, acquired])
         self.pool = np.setdiff1d(self.pool, acquired)
@@ -82,8 +103,6 @@ class RunState:
 @contextlib.contextmanager
 def open_run(config: ExperimentConfig, run_dir, *, data_dir=None, task=None) -> Iterator[RunState]:
     """Validate ``config`` (before any training), lock ``run_dir`` and yield its :class:`RunState`."""
-    from mcal_utils.acquisition import get_strategy
-
     if not isinstance(config, ExperimentConfig):
         raise ValueError(f"config must be an ExperimentConfig, got {type(config).__name__}")
     if task is None:
@@ -93,16 +112,33 @@ def open_run(config: ExperimentConfig, run_dir, *, data_dir=None, task=None) -> 
     check_run_dir(run_dir, config)
     with lock_run_dir(run_dir):
         h = open_run_dir(run_dir, config)
-        check_split(run_dir, dict(initial=split.initial.tolist(), n_pool=int(len(split.pool)),
-                                  n_val=int(len(split.val)), val_from_task=split.val_from_task,
-                                  n_test=int(len(split.test))), h)
+        check_split(
+            run_dir,
+            dict(
+                initial=split.initial.tolist(),
+                n_pool=int(len(split.pool)),
+                n_val=int(len(split.val)),
+                val_from_task=split.val_from_task,
+                n_test=int(len(split.test)),
+            ),
+            h,
+        )
         records = read_records(run_dir, h)
         if len(records) > config.n_steps + 1:
             raise ValueError(f"{run_dir} holds {len(records)} steps, more than n_steps + 1 = {config.n_steps + 1}")
-        tau = None if config.tau_auto is not None else config.tau_inv
-        state = RunState(config=config, run_dir=run_dir, task=task, split=split,
-                         strategy=get_strategy(config.strategy), train_config=config.train_config(), config_hash=h,
-                         labelled=split.initial.copy(), pool=split.pool.copy(), tau_inv=tau)
+        tau = None if isinstance(config.tau_inv, dict) else config.tau_inv
+        state = RunState(
+            config=config,
+            run_dir=run_dir,
+            task=task,
+            split=split,
+            strategy=get_strategy(config.strategy),
+            train_config=config.train_config(),
+            config_hash=h,
+            labelled=split.initial.copy(),
+            pool=split.pool.copy(),
+            tau_inv=tau,
+        )
         for rec in records:
             state.advance(rec)
         yield state
@@ -114,10 +150,9 @@ def validation_data(state: RunState):
     if len(split.val) == 0:
         return None, None
     if split.val_from_task:
+        assert task.x_val is not None and task.y_val is not None  # val_from_task means the task has one
         return task.x_val[split.val], task.y_val[split.val]
     return task.x_train[split.val], task.y_train[split.val]
-
-
 
 
 def build_step_model(config: ExperimentConfig, step: int):
@@ -127,22 +162,30 @@ def build_step_model(config: ExperimentConfig, step: int):
 
 def fit_step_model(state: RunState, step: int):
     """Build the step's model and fit it on the labelled set -> ``training.FitResult``."""
-    from mcal_utils.training import fit
-
     seeds = step_seeds(state.config, step)
     x_val, y_val = validation_data(state)
     model = build_step_model(state.config, step)
-    return fit(model, state.task.x_train[state.labelled], state.task.y_train[state.labelled], x_val=x_val,
-               y_val=y_val, config=state.train_config, random_state=seeds("fit"))
+    return fit(
+        model,
+        state.task.x_train[state.labelled],
+        state.task.y_train[state.labelled],
+        x_val=x_val,
+        y_val=y_val,
+        config=state.train_config,
+        random_state=seeds("fit"),
+    )
 
 
 def evaluate_step(state: RunState, model, step: int) -> dict:
     """Test metrics of ``model`` (``accuracy`` or ``mse``, ``rmse``) as floats."""
-    from mcal_utils.training import evaluate
-
     split = state.split
-    metrics = evaluate(model, state.task.x_test[split.test], state.task.y_test[split.test],
-                       mc_samples=state.config.eval_mc_samples, random_state=step_seeds(state.config, step)("eval"))
+    metrics = evaluate(
+        model,
+        state.task.x_test[split.test],
+        state.task.y_test[split.test],
+        mc_samples=state.config.eval_mc_samples,
+        random_state=step_seeds(state.config, step)("eval"),
+    )
     return {k: float(v) for k, v in metrics.items() if k in ("accuracy", "mse", "rmse")}
 
 
@@ -153,12 +196,10 @@ def resolve_tau_inv(state: RunState, model) -> float | None:
     factor = state.config.tau_auto
     if state.tau_inv is not None or factor is None:
         return state.tau_inv
-    from mcal_utils import mc
-    from mcal_utils.acquisition import auto_tau_inv
-
     x_val, _ = validation_data(state)
-    preds = mc.predict(model, x_val, state.config.mc_samples, masks="fresh",
-                       random_state=step_seeds(state.config, 0)("tau"))
+    preds = mc.predict(
+        model, x_val, state.config.mc_samples, masks="fresh", random_state=step_seeds(state.config, 0)("tau")
+    )
     state.tau_inv = auto_tau_inv(preds, factor)
     return state.tau_inv
 
@@ -174,22 +215,29 @@ class Selection:
 
 def select_step(state: RunState, model, step: int) -> Selection:
     """The strategy's inputs from its ``Requirement`` (model, candidates, the step's seeds), its picks."""
-    from mcal_utils.acquisition import AcquisitionContext
-
     config, strategy = state.config, state.strategy
     seeds = step_seeds(config, step)
-    context = AcquisitionContext(model=model, x_train=state.task.x_train, labelled=state.labelled, pool=state.pool,
-                                 n_candidates=config.n_candidates, mc_samples=config.mc_samples,
-                                 tau_inv=state.tau_inv, seed=seeds)
+    context = AcquisitionContext(
+        model=model,
+        x_train=state.task.x_train,
+        labelled=state.labelled,
+        pool=state.pool,
+        n_candidates=config.n_candidates,
+        mc_samples=config.mc_samples,
+        tau_inv=state.tau_inv,
+        seed=seeds,
+    )
     inputs = strategy.inputs(context)
-    batch = strategy.select(config.acquisition_size, random_state=seeds("select"), **inputs.arrays,
-                            **config.strategy_options)
+    batch = strategy.select(
+        config.acquisition_size, random_state=seeds("select"), **inputs.arrays, **config.strategy_options
+    )
     positions = inputs.pool_positions(batch.indices, config.acquisition_size, config.strategy)
     return Selection(acquired=state.pool[positions], scores=np.asarray(batch.scores, np.float64), info=inputs.info)
 
 
-def make_record(state: RunState, step: int, fit_result, metrics: dict, selection: Selection | None,
-                timings: dict) -> dict:
+def make_record(
+    state: RunState, step: int, fit_result, metrics: dict, selection: Selection | None, timings: dict
+) -> dict:
     """The record of ``step`` (see :func:`mcal_utils.loop.run_experiment`)."""
     model = fit_result.model
     rates = model.dropout_rates() if callable(getattr(model, "dropout_rates", None)) else []

@@ -13,28 +13,67 @@ that wrote them (:func:`~mcal_utils.loop.config.config_hash`) and every read che
 same run directory fails fast naming the PID that holds it; ``config.json`` is created
 exclusively; a corrupt file is refused naming the file and what to do.
 """
+
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import tempfile
+import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
+
 from mcal_utils.data._files import remove_stale_parts, write_text_atomic
 
+from ..data import data_dir as _data_dir
+from ..device import resolve_device
+from ..environment import describe, dispatch_key, numerics_key, summary_line
 from .config import ExperimentConfig, config_diff, config_hash
 
-__all__ = ["atomic_write_text", "read_records", "load_results", "FORMAT_VERSION", "RunDirBusy", "lock_run_dir",
-           "check_run_dir", "open_run_dir", "read_json", "write_json", "write_record", "code_fingerprint", "cache_root",
-           "RECORD_KEYS", "run_dir_holder", "wait_run_dir"]
+__all__ = [
+    "atomic_write_text",
+    "read_records",
+    "load_results",
+    "FORMAT_VERSION",
+    "RunDirBusy",
+    "lock_run_dir",
+    "check_run_dir",
+    "open_run_dir",
+    "run_dir_for",
+    "step_numbers",
+    "read_json",
+    "write_json",
+    "write_record",
+    "code_fingerprint",
+    "cache_root",
+    "RECORD_KEYS",
+    "run_dir_holder",
+    "wait_run_dir",
+]
 
 FORMAT_VERSION = 2
 _STEP_FILE = re.compile(r"^step_(\d{4,})\.json$")
 #: Fields every step record has (records may carry more, e.g. ``n_samp`` for DEIMOS).
-RECORD_KEYS = ("step", "budget", "metrics", "acquired", "scores", "dropout_rates", "best_epoch", "best_val_metric",
-               "n_pool", "timings", "config_hash", "tau_inv")
+RECORD_KEYS = (
+    "step",
+    "budget",
+    "metrics",
+    "acquired",
+    "scores",
+    "dropout_rates",
+    "best_epoch",
+    "best_val_metric",
+    "n_pool",
+    "timings",
+    "config_hash",
+    "tau_inv",
+)
 
 #: The package's atomic text writer (``mcal_utils.data._files.write_text_atomic``): a temporary
 #: ``.<name>.*.part`` file, fsync, ``os.replace`` (or an exclusive link), fsync of the folder.
@@ -60,8 +99,9 @@ def read_json(path, remedy: str):
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is corrupt (not valid JSON: {err}); it was truncated or overwritten. "
-                         f"{remedy}") from None
+        raise ValueError(
+            f"{path} is corrupt (not valid JSON: {err}); it was truncated or overwritten. {remedy}"
+        ) from None
 
 
 _STEP_REMEDY = "Delete it and every later step file of this run, then run the experiment again to recompute them."
@@ -73,13 +113,17 @@ def _read_record(path: Path, step: int, expected_hash: str | None) -> dict:
         raise ValueError(f"{path} is not a step record (a JSON object expected). {_STEP_REMEDY}")
     missing = [k for k in RECORD_KEYS if k not in rec]
     if missing:
-        raise ValueError(f"{path} is not a complete step record: missing {missing} (an older format or an edited "
-                         f"file). {_STEP_REMEDY}")
+        raise ValueError(
+            f"{path} is not a complete step record: missing {missing} (an older format or an edited "
+            f"file). {_STEP_REMEDY}"
+        )
     if rec["step"] != step:
         raise ValueError(f"{path} holds step {rec['step']}, expected {step}. {_STEP_REMEDY}")
     if expected_hash is not None and rec["config_hash"] != expected_hash:
-        raise ValueError(f"{path} was written by another experiment (config hash {rec['config_hash']}, this run's "
-                         f"config.json has {expected_hash}): refusing to mix runs. {_STEP_REMEDY}")
+        raise ValueError(
+            f"{path} was written by another experiment (config hash {rec['config_hash']}, this run's "
+            f"config.json has {expected_hash}): refusing to mix runs. {_STEP_REMEDY}"
+        )
     return rec
 
 
@@ -107,8 +151,10 @@ def read_records(run_dir, expected_hash: str | None = None) -> list[dict]:
     records = []
     for s in range(len(found)):
         if s not in found:
-            raise ValueError(f"{steps}: step files are not contiguous (step {s} missing, found {sorted(found)}); "
-                             f"delete the step files after step {s - 1} and run again")
+            raise ValueError(
+                f"{steps}: step files are not contiguous (step {s} missing, found {sorted(found)}); "
+                f"delete the step files after step {s - 1} and run again"
+            )
         records.append(_read_record(found[s], s, expected_hash))
     return records
 
@@ -130,22 +176,28 @@ def read_config(run_dir) -> ExperimentConfig:
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not path.exists():
-        raise ValueError(f"{run_dir} holds step records or a split but no config.json: nothing says which experiment "
-                         f"wrote them, refusing to adopt them. Delete {run_dir} (or restore its config.json).")
+        raise ValueError(
+            f"{run_dir} holds step records or a split but no config.json: nothing says which experiment "
+            f"wrote them, refusing to adopt them. Delete {run_dir} (or restore its config.json)."
+        )
     remedy = f"Delete {run_dir} (its records cannot be attributed) and run again."
     stored = read_json(path, remedy)
     if not isinstance(stored, dict) or "config" not in stored:
         raise ValueError(f"{path} is not a run config (no 'config' field). {remedy}")
     if stored.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path} has format {stored.get('format')!r}, this version reads format {FORMAT_VERSION} "
-                         f"(records bound to their config). {remedy}")
+        raise ValueError(
+            f"{path} has format {stored.get('format')!r}, this version reads format {FORMAT_VERSION} "
+            f"(records bound to their config). {remedy}"
+        )
     try:
         config = ExperimentConfig.from_dict(stored["config"])
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path} holds an invalid config ({err}). {remedy}") from None
     if stored.get("config_hash") != config_hash(config):
-        raise ValueError(f"{path}: its config_hash {stored.get('config_hash')!r} does not match its config "
-                         f"({config_hash(config)}): the file was edited. {remedy}")
+        raise ValueError(
+            f"{path}: its config_hash {stored.get('config_hash')!r} does not match its config "
+            f"({config_hash(config)}): the file was edited. {remedy}"
+        )
     return config
 
 
@@ -156,8 +208,9 @@ def _writable(run_dir: Path) -> None:
     targets = [probe] + ([run_dir / "steps"] if (run_dir / "steps").is_dir() else [])
     for t in targets:
         if not os.access(t, os.W_OK | os.X_OK):
-            raise PermissionError(f"cannot write results under {t} (read-only); choose a writable run directory "
-                                  f"or fix its permissions")
+            raise PermissionError(
+                f"cannot write results under {t} (read-only); choose a writable run directory or fix its permissions"
+            )
 
 
 def check_run_dir(run_dir, config: ExperimentConfig) -> None:
@@ -166,7 +219,8 @@ def check_run_dir(run_dir, config: ExperimentConfig) -> None:
     run_dir = Path(run_dir)
     _writable(run_dir)
     has_records = (run_dir / "split.json").exists() or (
-        (run_dir / "steps").is_dir() and any(_STEP_FILE.match(p.name) for p in (run_dir / "steps").iterdir()))
+        (run_dir / "steps").is_dir() and any(_STEP_FILE.match(p.name) for p in (run_dir / "steps").iterdir())
+    )
     if not (run_dir / "config.json").exists():
         if has_records:
             read_config(run_dir)  # raises: records without a config
@@ -175,8 +229,10 @@ def check_run_dir(run_dir, config: ExperimentConfig) -> None:
     diff = config_diff(stored, config)
     if diff:
         lines = "; ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"run directory {run_dir} holds a different experiment, refusing to mix them. "
-                         f"Fields that differ: {lines}. Use another directory (or delete this one).")
+        raise ValueError(
+            f"run directory {run_dir} holds a different experiment, refusing to mix them. "
+            f"Fields that differ: {lines}. Use another directory (or delete this one)."
+        )
 
 
 @contextlib.contextmanager
@@ -190,7 +246,7 @@ def lock_run_dir(run_dir) -> Iterator[Path]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        import fcntl
+        import fcntl  # POSIX only
     except ImportError:  # pragma: no cover (Windows)
         yield run_dir
         return
@@ -201,8 +257,10 @@ def lock_run_dir(run_dir) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise RunDirBusy(f"run directory {run_dir} is in use by PID {holder} (lock {path}); wait for that run "
-                             f"to finish or stop it, then run again") from None
+            raise RunDirBusy(
+                f"run directory {run_dir} is in use by PID {holder} (lock {path}); wait for that run "
+                f"to finish or stop it, then run again"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
@@ -221,7 +279,7 @@ def run_dir_holder(run_dir) -> str | None:
     """
     path = Path(run_dir) / ".lock"
     try:
-        import fcntl
+        import fcntl  # POSIX only
     except ImportError:  # pragma: no cover (Windows: no lock)
         return None
     try:
@@ -244,13 +302,13 @@ def wait_run_dir(run_dir, *, timeout_s: float | None = None, poll_s: float = 0.5
 
     timeout_s: give up after this many seconds with :class:`RunDirBusy` naming the holder (None: no limit).
     """
-    import time
-
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while (holder := run_dir_holder(run_dir)) is not None:
         if deadline is not None and time.monotonic() >= deadline:
-            raise RunDirBusy(f"run directory {run_dir} is still in use by PID {holder} after waiting {timeout_s:g} s; "
-                             f"wait longer (a larger timeout) or stop that process, then run again")
+            raise RunDirBusy(
+                f"run directory {run_dir} is still in use by PID {holder} after waiting {timeout_s:g} s; "
+                f"wait longer (a larger timeout) or stop that process, then run again"
+            )
         time.sleep(poll_s)
 
 
@@ -264,8 +322,11 @@ def open_run_dir(run_dir, config: ExperimentConfig) -> str:
     env = run_environment(config)
     if not cfg_path.exists():
         try:
-            write_json(cfg_path, {"format": FORMAT_VERSION, "config": config.to_dict(), "config_hash": h,
-                                  "environment": env}, exclusive=True)
+            write_json(
+                cfg_path,
+                {"format": FORMAT_VERSION, "config": config.to_dict(), "config_hash": h, "environment": env},
+                exclusive=True,
+            )
         except FileExistsError:  # created by a writer outside the lock protocol: check it instead
             check_run_dir(run_dir, config)
     else:
@@ -280,9 +341,6 @@ def open_run_dir(run_dir, config: ExperimentConfig) -> str:
 
 def run_environment(config: ExperimentConfig) -> dict:
     """:func:`mcal_utils.environment.describe` of this process for ``config``'s device."""
-    from ..device import resolve_device
-    from ..environment import describe
-
     try:
         device = resolve_device(config.train_config().device)
     except ValueError:  # CUDA asked for but absent: the run itself reports it
@@ -294,9 +352,6 @@ def _note_resumed_environment(cfg_path: Path, env: dict) -> None:
     """A run resumed in an environment whose numerics differ from the one it started in: warn (its later
     steps may differ in the last bits from an uninterrupted run) and append ``env`` to
     ``config.json``'s ``resumed_environments``."""
-    import warnings
-
-    from ..environment import numerics_key, summary_line
 
     stored = read_json(cfg_path, f"Delete {cfg_path.parent} and run again.")
     if not isinstance(stored, dict) or "environment" not in stored:
@@ -304,9 +359,13 @@ def _note_resumed_environment(cfg_path: Path, env: dict) -> None:
     seen = [stored["environment"], *stored.get("resumed_environments", [])]
     if any(numerics_key(e) == numerics_key(env) for e in seen):
         return
-    warnings.warn(f"{cfg_path.parent} was started in another environment ({summary_line(stored['environment'])}) "
-                  f"and is resumed in {summary_line(env)}: its later steps may differ in their last bits from an "
-                  "uninterrupted run", RuntimeWarning, stacklevel=3)
+    warnings.warn(
+        f"{cfg_path.parent} was started in another environment ({summary_line(stored['environment'])}) "
+        f"and is resumed in {summary_line(env)}: its later steps may differ in their last bits from an "
+        "uninterrupted run",
+        RuntimeWarning,
+        stacklevel=3,
+    )
     write_json(cfg_path, {**stored, "resumed_environments": [*stored.get("resumed_environments", []), env]})
 
 
@@ -318,12 +377,16 @@ def check_split(run_dir, split_info: dict, h: str) -> None:
         return
     stored = read_json(path, f"Delete {path} (it is rebuilt from the config) and run again.")
     if not isinstance(stored, dict) or stored.get("config_hash") != h:
-        raise ValueError(f"{path} was written by another experiment (config hash "
-                         f"{stored.get('config_hash') if isinstance(stored, dict) else None!r}, expected {h}): "
-                         f"refusing to mix runs. Delete {Path(run_dir)} and run again.")
+        raise ValueError(
+            f"{path} was written by another experiment (config hash "
+            f"{stored.get('config_hash') if isinstance(stored, dict) else None!r}, expected {h}): "
+            f"refusing to mix runs. Delete {Path(run_dir)} and run again."
+        )
     if {k: v for k, v in stored.items() if k != "config_hash"} != split_info:
-        raise ValueError(f"{path} does not match the split of this config (data changed?); delete {Path(run_dir)} "
-                         f"to recompute the run")
+        raise ValueError(
+            f"{path} does not match the split of this config (data changed?); delete {Path(run_dir)} "
+            f"to recompute the run"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -353,9 +416,6 @@ def load_results(path, *, with_timings: bool = True, errors: str = "raise"):
     ``"warn"``: keep only the steps every seed of that method reached (the longer runs are cut),
     with a ``RuntimeWarning`` naming the short runs and the steps dropped.
     """
-    import warnings
-
-    import pandas as pd
 
     if errors not in ("raise", "warn"):
         raise ValueError(f"errors must be 'raise' or 'warn', got {errors!r}")
@@ -373,11 +433,23 @@ def load_results(path, *, with_timings: bool = True, errors: str = "raise"):
             warnings.warn(f"skipping run {d}: {err}", RuntimeWarning, stacklevel=2)
             continue
         for rec in records:
-            row = dict(method=cfg.method, strategy=cfg.strategy, seed=cfg.seed, step=rec["step"],
-                       budget=rec["budget"], **rec["metrics"], n_acquired_this_step=len(rec["acquired"]),
-                       acquired_total=rec["budget"] - cfg.initial_size,
-                       best_epoch=rec["best_epoch"], dropout_rates=rec["dropout_rates"], tau_inv=rec["tau_inv"],
-                       acquired=list(rec["acquired"]), task=cfg.task, model=cfg.model, run_dir=str(d))
+            row = dict(
+                method=cfg.method,
+                strategy=cfg.strategy,
+                seed=cfg.seed,
+                step=rec["step"],
+                budget=rec["budget"],
+                **rec["metrics"],
+                n_acquired_this_step=len(rec["acquired"]),
+                acquired_total=rec["budget"] - cfg.initial_size,
+                best_epoch=rec["best_epoch"],
+                dropout_rates=rec["dropout_rates"],
+                tau_inv=rec["tau_inv"],
+                acquired=list(rec["acquired"]),
+                task=cfg.task,
+                model=cfg.model,
+                run_dir=str(d),
+            )
             if with_timings:
                 row.update(rec["timings"])
             rows.append(row)
@@ -395,8 +467,6 @@ def _steps_text(steps: list[int]) -> str:
 def _common_steps(rows: list[dict], path: Path, errors: str) -> list[dict]:
     """``rows`` where every seed of a method reached every step; else raise or (``"warn"``) cut the
     steps some seed lacks, naming the method, the missing steps and their seeds."""
-    import warnings
-
     runs: dict[tuple, dict[str, list[int]]] = {}  # (task, model, method) -> {run_dir: steps}
     seeds: dict[str, int] = {}
     for r in rows:
@@ -409,18 +479,24 @@ def _common_steps(rows: list[dict], path: Path, errors: str) -> list[dict]:
         keep.update({d: n_common for d in by_dir})
         if n_common == n_max:
             continue
-        short = "; ".join(f"seed {seeds[d]} misses {_steps_text(list(range(len(s), n_max)))} ({d})"
-                          for d, s in sorted(by_dir.items(), key=lambda kv: seeds[kv[0]]) if len(s) < n_max)
+        short = "; ".join(
+            f"seed {seeds[d]} misses {_steps_text(list(range(len(s), n_max)))} ({d})"
+            for d, s in sorted(by_dir.items(), key=lambda kv: seeds[kv[0]])
+            if len(s) < n_max
+        )
         problems.append(f"method {method!r} (task {task}): {short}")
     if not problems:
         return rows
-    text = (f"load_results({path}): runs of one method stopped at different steps, so later steps would average "
-            f"fewer seeds: " + " | ".join(problems))
+    text = (
+        f"load_results({path}): runs of one method stopped at different steps, so later steps would average "
+        f"fewer seeds: " + " | ".join(problems)
+    )
     if errors == "raise":
-        raise ValueError(f"{text}. Finish those runs (run the grid or run_experiment again on the same directory: "
-                         f"it resumes) or pass errors='warn' to keep only the steps every seed reached.")
-    warnings.warn(f"{text}; keeping only the steps every seed of the method reached.", RuntimeWarning,
-                  stacklevel=3)
+        raise ValueError(
+            f"{text}. Finish those runs (run the grid or run_experiment again on the same directory: "
+            f"it resumes) or pass errors='warn' to keep only the steps every seed reached."
+        )
+    warnings.warn(f"{text}; keeping only the steps every seed of the method reached.", RuntimeWarning, stacklevel=3)
     return [r for r in rows if r["step"] < keep[r["run_dir"]]]
 
 
@@ -432,11 +508,6 @@ def cache_root(notebook: str, label: str, configs, *, resume: bool = True, data_
     computed with another instruction set, BLAS or library version, are never reused; the same
     machine and code resume and reuse them. ``resume=False``: a fresh temporary folder.
     """
-    import hashlib
-    import tempfile
-
-    from ..data import data_dir as _data_dir
-    from ..environment import describe, dispatch_key
 
     if not resume:
         return Path(tempfile.mkdtemp(prefix=f"mcal-{notebook[:2]}-{label}-"))
@@ -451,11 +522,26 @@ def code_fingerprint() -> str:
     Key cached run directories by it (next to the config) so that results computed by an
     older version of the code are never reused after the code changed.
     """
-    import hashlib
-
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "run"
+
+
+def run_dir_for(root, config: ExperimentConfig) -> Path:
+    """``root/<method>/seed_<seed>``."""
+    return Path(root) / _safe(config.method) / f"seed_{config.seed}"
+
+
+def step_numbers(run_dir: Path) -> list[int]:
+    """The steps written in ``run_dir/steps`` (sorted; [] when there are none)."""
+    try:
+        return sorted(int(m.group(1)) for p in (run_dir / "steps").iterdir() if (m := _STEP_FILE.match(p.name)))
+    except FileNotFoundError:
+        return []

@@ -1,6 +1,9 @@
 """Everything that can be checked before training: names, sizes, choices, strategy options,
 the split's fit to the data, the strategy's size limits and the run directory."""
+
 from __future__ import annotations
+
+from mcal_utils.acquisition import check_passes, get_strategy
 
 from .config import ExperimentConfig
 from .registry import check_registered, load_task_for
@@ -10,8 +13,6 @@ __all__ = ["check_static", "validate"]
 
 
 def _strategy(config: ExperimentConfig):
-    from mcal_utils.acquisition import get_strategy
-
     return get_strategy(config.strategy)
 
 
@@ -38,25 +39,28 @@ def check_static(config: ExperimentConfig) -> None:
     if config.initial not in INITIAL_MODES:
         raise ValueError(f"unknown initial={config.initial!r}; valid: {list(INITIAL_MODES)}")
     if config.n_candidates is not None and config.acquisition_size > config.n_candidates:
-        raise ValueError(f"acquisition_size={config.acquisition_size} is larger than n_candidates="
-                         f"{config.n_candidates}")
+        raise ValueError(
+            f"acquisition_size={config.acquisition_size} is larger than n_candidates={config.n_candidates}"
+        )
     tc = config.train_config()
     if tc.checkpoint == "best_val" and config.val_size == 0:
-        raise ValueError("train checkpoint='best_val' needs a validation set; val_size=0 gives none "
-                         "(use checkpoint='last')")
+        raise ValueError(
+            "train checkpoint='best_val' needs a validation set; val_size=0 gives none (use checkpoint='last')"
+        )
     needs = strategy.inputs
     if needs.needs_tau and config.tau_inv is None:
-        raise ValueError(f"strategy {config.strategy!r} needs tau_inv (DEIMOS's tau^-1): a number or "
-                         f"{{'auto': factor}}")
+        raise ValueError(
+            f"strategy {config.strategy!r} needs tau_inv (DEIMOS's tau^-1): a number or {{'auto': factor}}"
+        )
     if needs.needs_candidates and config.n_candidates is None:
         raise ValueError(f"strategy {config.strategy!r} needs n_candidates (the pool members of X_samp)")
     if config.tau_auto is not None and config.val_size == 0:
-        raise ValueError("tau_inv={'auto': ...} is computed on the validation set, and val_size=0 gives none: "
-                         "set val_size > 0 or give tau_inv as a number")
+        raise ValueError(
+            "tau_inv={'auto': ...} is computed on the validation set, and val_size=0 gives none: "
+            "set val_size > 0 or give tau_inv as a number"
+        )
     strategy.check_options(config.strategy_options)
     if strategy.min_passes > 1 or config.tau_auto is not None:
-        from mcal_utils.acquisition import check_passes
-
         what = f"strategy {config.strategy!r}" if strategy.min_passes > 1 else "tau_inv={'auto': ...}"
         check_passes(config.mc_samples, what, "mc_samples")
 
@@ -75,21 +79,27 @@ def validate(config: ExperimentConfig, data_dir=None, task=None) -> Split:
     strategy = _strategy(config)
     needs = strategy.inputs
     if task.kind not in needs.kinds:
-        raise ValueError(f"strategy {config.strategy!r} ({needs.name}) needs a {' or '.join(needs.kinds)} task; "
-                         f"{config.task!r} is a {task.kind} task")
+        raise ValueError(
+            f"strategy {config.strategy!r} ({needs.name}) needs a {' or '.join(needs.kinds)} task; "
+            f"{config.task!r} is a {task.kind} task"
+        )
     split = make_split(config, task)
     if config.tau_auto is not None and len(split.val) == 0:
-        raise ValueError(f"tau_inv={{'auto': ...}} is computed on the validation set, and {config.task!r} with "
-                         f"val_size={config.val_size} has none: set val_size > 0 or give tau_inv as a number")
+        raise ValueError(
+            f"tau_inv={{'auto': ...}} is computed on the validation set, and {config.task!r} with "
+            f"val_size={config.val_size} has none: set val_size > 0 or give tau_inv as a number"
+        )
     if config.n_steps == 0:
         return split
     last_pool = len(split.pool) - (config.n_steps - 1) * config.acquisition_size
     if needs.needs_candidates and config.n_candidates:
         # DEIMOS draws its candidates from the pool at every acquiring step; check the last one now
         if config.n_candidates > last_pool:
-            raise ValueError(f"n_candidates={config.n_candidates} exceeds the pool left at the last acquiring "
-                             f"step ({last_pool} = pool {len(split.pool)} - {config.n_steps - 1} x "
-                             f"{config.acquisition_size}); lower n_candidates or the number of steps")
+            raise ValueError(
+                f"n_candidates={config.n_candidates} exceeds the pool left at the last acquiring "
+                f"step ({last_pool} = pool {len(split.pool)} - {config.n_steps - 1} x "
+                f"{config.acquisition_size}); lower n_candidates or the number of steps"
+            )
     if strategy.check_size is not None:
         n_labelled = len(split.initial) + (config.n_steps - 1) * config.acquisition_size
         n_cand = min(config.n_candidates or last_pool, last_pool)

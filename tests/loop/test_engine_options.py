@@ -124,14 +124,14 @@ def test_fixed_tau_is_recorded_and_unused_tau_is_none(tmp_path):
     assert [r["tau_inv"] for r in res.records] == [None, None]
 
 
-@pytest.mark.parametrize("changes, match", [
-    (dict(val_size=0, train={**FAST, "epochs": 1, "checkpoint": "last"}), r"validation set.*val_size=0"),
-    (dict(tau_inv={"auto": 0.0}), "positive finite"),
-    (dict(tau_inv={"auto": 0.1, "x": 1}), r"\{'auto': factor\}"),
-    (dict(tau_inv="auto"), r"a number, \{'auto': factor\} or None"),
-    (dict(mc_samples=1), "at least 2 MC-dropout passes"),
+@pytest.mark.parametrize("changes, error, match", [
+    (dict(val_size=0, train={**FAST, "epochs": 1, "checkpoint": "last"}), ValueError, r"validation set.*val_size=0"),
+    (dict(tau_inv={"auto": 0.0}), ValueError, "positive finite"),
+    (dict(tau_inv={"auto": 0.1, "x": 1}), ValueError, r"\{'auto': factor\}"),
+    (dict(tau_inv="auto"), TypeError, r"a number, \{'auto': factor\} or None"),
+    (dict(mc_samples=1), ValueError, "at least 2 MC-dropout passes"),
 ])
-def test_auto_tau_refused_before_training(tmp_path, changes, match):
-    with pytest.raises(ValueError, match=match):
+def test_auto_tau_refused_before_training(tmp_path, changes, error, match):
+    with pytest.raises(error, match=match):
         loop.run_experiment(_deimos_auto(**changes), tmp_path / "run")
     assert not (tmp_path / "run").exists()
