@@ -20,12 +20,14 @@ measured on small budgets under-predicts large ones and over-predicts nothing el
 measured while other jobs share the CPU are inflated; the model inherits that (say so where it is
 used). Grid time: runs are independent, so ``sum of run times / workers`` (the grid's parallelism).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 __all__ = ["StepPlan", "PhaseSeconds", "CostModel", "PHASES"]
 
@@ -55,16 +57,24 @@ class StepPlan:
     mc_passes: int
 
     def __post_init__(self):
-        for name, minimum in (("epochs", 1), ("batch_size", 1), ("n_test", 1), ("eval_passes", 0),
-                              ("n_candidates", 0), ("mc_passes", 0)):
+        for name, minimum in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("n_test", 1),
+            ("eval_passes", 0),
+            ("n_candidates", 0),
+            ("mc_passes", 0),
+        ):
             object.__setattr__(self, name, _pos_int(name, getattr(self, name), minimum))
 
     def units(self, budget: int) -> dict[str, int]:
         """Units of each phase for a step trained on ``budget`` labelled points."""
         budget = _pos_int("budget", budget, 1)
-        return dict(train=self.epochs * -(-budget // self.batch_size),
-                    eval=self.n_test * max(1, self.eval_passes),
-                    select=self.n_candidates * max(1, self.mc_passes))
+        return dict(
+            train=self.epochs * -(-budget // self.batch_size),
+            eval=self.n_test * max(1, self.eval_passes),
+            select=self.n_candidates * max(1, self.mc_passes),
+        )
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ class CostModel:
     n_steps: Mapping[str, int]
 
     @classmethod
-    def fit(cls, results, plans: Mapping[str, StepPlan]) -> "CostModel":
+    def fit(cls, results, plans: Mapping[str, StepPlan]) -> CostModel:
         """Rates from measured steps.
 
         ``results``: a DataFrame with one row per measured step and columns ``method``,
@@ -137,23 +147,35 @@ class CostModel:
                 total["select"] += r["select"] * u["select"]
         return PhaseSeconds(**total)
 
-    def predict_grid(self, plans: Mapping[str, StepPlan], budgets: Sequence[int], n_seeds: int, *,
-                     workers: int = 1, rates_from: Mapping[str, str] | None = None):
+    def predict_grid(
+        self,
+        plans: Mapping[str, StepPlan],
+        budgets: Sequence[int],
+        n_seeds: int,
+        *,
+        workers: int = 1,
+        rates_from: Mapping[str, str] | None = None,
+    ):
         """Predicted grid time: a DataFrame (one row per method: seconds per phase for all its
         seeds) and the wall time ``sum / workers``.
 
         ``rates_from``: method -> measured method whose rates to use (e.g. a whole-pool DEIMOS
         predicted from the measured 2500-candidate DEIMOS).
         """
-        import pandas as pd
-
         n_seeds = _pos_int("n_seeds", n_seeds, 1)
         workers = _pos_int("workers", workers, 1)
         rates_from = dict(rates_from or {})
         rows = []
         for method, plan in plans.items():
             p = self.predict_run(rates_from.get(method, method), budgets, plan)
-            rows.append(dict(method=method, train_s=n_seeds * p.train, eval_s=n_seeds * p.eval,
-                             select_s=n_seeds * p.select, total_s=n_seeds * p.total))
+            rows.append(
+                dict(
+                    method=method,
+                    train_s=n_seeds * p.train,
+                    eval_s=n_seeds * p.eval,
+                    select_s=n_seeds * p.select,
+                    total_s=n_seeds * p.total,
+                )
+            )
         table = pd.DataFrame(rows).set_index("method")
         return table, float(table["total_s"].sum() / workers)

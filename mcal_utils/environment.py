@@ -16,16 +16,34 @@ findings are therefore stated as effects with intervals and verdicts, see
 * :data:`DRIFT_SETTINGS` -- environment variables that make this machine compute like a CPU
   without AVX-512 (the cross-machine drift measured in ``benchmarks/bench_drift.py``).
 """
+
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import re
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["RUN_THREADS", "REPORT_THREADS", "NUMERIC_ENV_VARS", "DRIFT_SETTINGS", "describe", "numerics_key",
-           "dispatch_key", "cpu_model", "summary_line"]
+import numba
+import numpy as np
+import scipy
+import torch
+from threadpoolctl import threadpool_info
+
+__all__ = [
+    "RUN_THREADS",
+    "REPORT_THREADS",
+    "NUMERIC_ENV_VARS",
+    "DRIFT_SETTINGS",
+    "describe",
+    "numerics_key",
+    "dispatch_key",
+    "cpu_model",
+    "summary_line",
+]
 
 #: torch threads of every run started by ``loop.run_grid`` (pool, in-process or executor):
 #: fixed, so a run's records never depend on how many runs shared the machine with it.
@@ -36,9 +54,20 @@ REPORT_THREADS: int = 2
 
 #: environment variables that change which kernels the numeric libraries run
 NUMERIC_ENV_VARS: tuple[str, ...] = (
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-    "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
-    "NPY_DISABLE_CPU_FEATURES", "NUMBA_CPU_NAME", "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "MKL_CBWR",
+    "NPY_DISABLE_CPU_FEATURES",
+    "NUMBA_CPU_NAME",
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
 )
 
 #: Make an AVX-512 machine pick the AVX2 kernels of every library (as a CPU without AVX-512 would).
@@ -70,9 +99,24 @@ def _cpu_flags() -> tuple[str, ...]:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    return tuple(sorted(f for f in line.split(":", 1)[1].split()
-                                        if f in ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
-                                                 "avx512_bf16", "avx512_vnni", "amx_tile")))
+                    return tuple(
+                        sorted(
+                            f
+                            for f in line.split(":", 1)[1].split()
+                            if f
+                            in (
+                                "avx",
+                                "avx2",
+                                "fma",
+                                "avx512f",
+                                "avx512bw",
+                                "avx512vl",
+                                "avx512_bf16",
+                                "avx512_vnni",
+                                "amx_tile",
+                            )
+                        )
+                    )
     except OSError:
         pass
     return ()
@@ -99,10 +143,6 @@ def describe(device: Any = None) -> dict[str, Any]:
     architecture, threads), ``env`` (the set :data:`NUMERIC_ENV_VARS`), ``device`` (``cuda`` name
     when used, else ``cpu``).
     """
-    import numpy as np
-    import scipy
-    import torch
-
     info: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
@@ -117,27 +157,23 @@ def describe(device: Any = None) -> dict[str, Any]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
     }
-    try:
-        from numpy._core import _multiarray_umath as _mu  # numpy >= 2
-
-        info["numpy_simd"] = [t for t in _mu.__cpu_dispatch__ if _mu.__cpu_features__.get(t)]
-    except (ImportError, AttributeError):  # pragma: no cover - other numpy layouts
-        info["numpy_simd"] = []
-    try:
-        import numba
-
-        info["numba"] = numba.__version__
-    except ImportError:  # pragma: no cover - numba is a requirement; keep describe() total
-        info["numba"] = None
-    try:
-        from threadpoolctl import threadpool_info
-
-        info["blas"] = sorted(
-            ({"library": d.get("internal_api"), "version": d.get("version"), "architecture": d.get("architecture"),
-              "threads": d.get("num_threads")} for d in threadpool_info() if d.get("user_api") == "blas"),
-            key=lambda d: (str(d["library"]), str(d["version"])))
-    except ImportError:  # pragma: no cover
-        info["blas"] = []
+    umath = getattr(getattr(np, "_core", None), "_multiarray_umath", None)  # numpy >= 2; absent elsewhere
+    features = getattr(umath, "__cpu_features__", {})
+    info["numpy_simd"] = [t for t in getattr(umath, "__cpu_dispatch__", ()) if features.get(t)]
+    info["numba"] = numba.__version__
+    info["blas"] = sorted(
+        (
+            {
+                "library": d.get("internal_api"),
+                "version": d.get("version"),
+                "architecture": d.get("architecture"),
+                "threads": d.get("num_threads"),
+            }
+            for d in threadpool_info()
+            if d.get("user_api") == "blas"
+        ),
+        key=lambda d: (str(d["library"]), str(d["version"])),
+    )
     info["env"] = {k: os.environ[k] for k in NUMERIC_ENV_VARS if k in os.environ}
     dev = str(device) if device is not None else "cpu"
     if dev.startswith("cuda") and torch.cuda.is_available():
@@ -151,19 +187,32 @@ def numerics_key(info: dict[str, Any]) -> tuple:
     instruction-set dispatch, thread counts, BLAS kernels, the numeric env vars, library versions
     and the device. CPU model names are left out: two models with the same dispatch agree."""
     blas = tuple((b.get("library"), b.get("version"), b.get("architecture")) for b in info.get("blas", []))
-    return (info.get("torch"), info.get("torch_cpu_capability"), info.get("torch_threads"), info.get("mkl"),
-            info.get("onednn"), info.get("numpy"), tuple(info.get("numpy_simd", [])), info.get("scipy"),
-            info.get("numba"), blas, tuple(sorted(info.get("env", {}).items())), info.get("device"))
+    return (
+        info.get("torch"),
+        info.get("torch_cpu_capability"),
+        info.get("torch_threads"),
+        info.get("mkl"),
+        info.get("onednn"),
+        info.get("numpy"),
+        tuple(info.get("numpy_simd", [])),
+        info.get("scipy"),
+        info.get("numba"),
+        blas,
+        tuple(sorted(info.get("env", {}).items())),
+        info.get("device"),
+    )
 
 
 def dispatch_key(info: dict[str, Any]) -> str:
     """Short hash of :func:`numerics_key` without the thread counts (grid runs fix theirs to
     :data:`RUN_THREADS`): keys run caches, so that runs computed with other kernels are not reused."""
-    import hashlib
-    import json
-
-    key = numerics_key({**info, "torch_threads": None, "env": {k: v for k, v in info.get("env", {}).items()
-                                                               if not k.endswith("_THREADS")}})
+    key = numerics_key(
+        {
+            **info,
+            "torch_threads": None,
+            "env": {k: v for k, v in info.get("env", {}).items() if not k.endswith("_THREADS")},
+        }
+    )
     return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:10]
 
 
@@ -171,7 +220,11 @@ def summary_line(info: dict[str, Any]) -> str:
     """One readable line: CPU, instruction set, threads, BLAS, versions."""
     blas = ", ".join(f"{b['library']} {b['version']} ({b['architecture']})" for b in info.get("blas", []))
     env = " ".join(f"{k}={v}" for k, v in info.get("env", {}).items() if k != "PYTHONHASHSEED")
-    return (f"{info.get('cpu')} ({info.get('cores')} cores), torch {info.get('torch')} on "
-            f"{str(info.get('torch_cpu_capability')).upper()} with {info.get('torch_threads')} thread(s), "
-            f"MKL {info.get('mkl', '?')}, oneDNN {info.get('onednn', '?')}, numpy {info.get('numpy')}"
-            + (f", BLAS {blas}" if blas else "") + f", device {info.get('device')}" + (f"; {env}" if env else ""))
+    return (
+        f"{info.get('cpu')} ({info.get('cores')} cores), torch {info.get('torch')} on "
+        f"{str(info.get('torch_cpu_capability')).upper()} with {info.get('torch_threads')} thread(s), "
+        f"MKL {info.get('mkl', '?')}, oneDNN {info.get('onednn', '?')}, numpy {info.get('numpy')}"
+        + (f", BLAS {blas}" if blas else "")
+        + f", device {info.get('device')}"
+        + (f"; {env}" if env else "")
+    )

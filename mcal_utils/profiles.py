@@ -18,12 +18,15 @@ a knob name means the same thing in every notebook) and against the notebook's
 :data:`CROSS_CHECKS` (constraints between knobs). Every refusal names the notebook,
 the profile, the knob, the value and what is valid.
 """
+
 from __future__ import annotations
 
+import ast
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 PROFILE_NAMES: tuple[str, ...] = ("smoke", "default", "paper")
 ENV_VAR = "MCAL_PROFILE"
@@ -34,6 +37,8 @@ ENV_VAR = "MCAL_PROFILE"
 #: notebook 07's modAL-loop strategies (display names), in table order
 STRATEGIES_07: tuple[str, ...] = ("random", "modAL uncertainty", "max-entropy (MC)", "BALD", "BatchBALD", "DEIMOS")
 
+# One line per profile: the sizes read as a table (kept out of the formatter).
+# fmt: off
 NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
     "07_own_model": {
         # A CNN of your own (plain nn.Dropout / nn.Dropout2d) on MNIST, converted by models.patch_dropout,
@@ -194,6 +199,8 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
                       workers=-1, resume=True),
     },
 }
+# fmt: on
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -230,8 +237,11 @@ class Rule:
         if self.choices is not None:
             return value in self.choices
         if self.subset_of is not None:
-            return (isinstance(value, (tuple, list)) and all(v in self.subset_of for v in value)
-                    and len(set(value)) == len(value))
+            return (
+                isinstance(value, (tuple, list))
+                and all(v in self.subset_of for v in value)
+                and len(set(value)) == len(value)
+            )
         items = value if isinstance(value, (tuple, list)) else (value,)
         for v in items:
             if isinstance(v, str) or v is None:
@@ -248,8 +258,16 @@ class Rule:
 
 
 #: notebook 02's strategies (its grid), in table order
-STRATEGIES_02: tuple[str, ...] = ("random", "var_ratio", "margin", "margin_inverted", "entropy", "entropy_mc",
-                                  "bald", "power_bald")
+STRATEGIES_02: tuple[str, ...] = (
+    "random",
+    "var_ratio",
+    "margin",
+    "margin_inverted",
+    "entropy",
+    "entropy_mc",
+    "bald",
+    "power_bald",
+)
 
 _COUNT = Rule(ge=1)
 _SIZE_OR_ALL = Rule(ge=0, note="0 = all")
@@ -334,21 +352,27 @@ CHOICES: dict[str, tuple] = {k: r.choices for k, r in RULES.items() if r.choices
 
 def _windows_within_steps(v: Mapping[str, Any]) -> str | None:
     bad = [w for w in v["windows"] if w > v["n_steps"]]
-    return f"windows={tuple(v['windows'])} exceed n_steps={v['n_steps']}; every window must be <= n_steps" if bad else None
+    return (
+        f"windows={tuple(v['windows'])} exceed n_steps={v['n_steps']}; every window must be <= n_steps" if bad else None
+    )
 
 
 def _candidates_cover_a_batch(v: Mapping[str, Any]) -> str | None:
     if v["n_candidates"] and v["n_candidates"] < v["acquisition_size"]:
-        return (f"n_candidates={v['n_candidates']} is smaller than acquisition_size={v['acquisition_size']}; "
-                f"use n_candidates >= acquisition_size, or 0 for the whole pool")
+        return (
+            f"n_candidates={v['n_candidates']} is smaller than acquisition_size={v['acquisition_size']}; "
+            f"use n_candidates >= acquisition_size, or 0 for the whole pool"
+        )
     return None
 
 
 def _budget_fits_pool(v: Mapping[str, Any]) -> str | None:
     need = v["initial_size"] + v["n_steps"] * v["acquisition_size"]
     if v["pool_size"] and need > v["pool_size"]:
-        return (f"initial_size + n_steps * acquisition_size = {need} labelled points exceed pool_size="
-                f"{v['pool_size']}; lower n_steps or acquisition_size, or raise pool_size (0 = all)")
+        return (
+            f"initial_size + n_steps * acquisition_size = {need} labelled points exceed pool_size="
+            f"{v['pool_size']}; lower n_steps or acquisition_size, or raise pool_size (0 = all)"
+        )
     return None
 
 
@@ -364,8 +388,10 @@ def _comparisons_02(v: Mapping[str, Any]) -> str | None:
 def _balanced_initial_set(n_classes: int) -> Callable[[Mapping[str, Any]], str | None]:
     def check(v: Mapping[str, Any]) -> str | None:
         if v["initial"] == "balanced" and v["initial_size"] % n_classes:
-            return (f"initial='balanced' needs initial_size divisible by the {n_classes} classes, "
-                    f"got initial_size={v['initial_size']}")
+            return (
+                f"initial='balanced' needs initial_size divisible by the {n_classes} classes, "
+                f"got initial_size={v['initial_size']}"
+            )
         return None
 
     return check
@@ -379,9 +405,11 @@ def _regression_budget(v: Mapping[str, Any]) -> str | None:
         return f"n_acquired={v['n_acquired']} is not a multiple of acquisition_sizes {bad}; make it one"
     left = v["pool_size"] - v["initial_size"] - v["n_acquired"] + min(v["acquisition_sizes"])
     if v["pool_size"] and left < max(v["n_candidates"], 1):
-        return (f"pool_size={v['pool_size']} leaves {left} pool points at the last acquiring step, fewer than "
-                f"n_candidates={v['n_candidates']}; raise pool_size (0 = all) or lower initial_size, n_acquired "
-                "or n_candidates")
+        return (
+            f"pool_size={v['pool_size']} leaves {left} pool points at the last acquiring step, fewer than "
+            f"n_candidates={v['n_candidates']}; raise pool_size (0 = all) or lower initial_size, n_acquired "
+            "or n_candidates"
+        )
     return None
 
 
@@ -394,18 +422,23 @@ def _deimos_mnist_05(v: Mapping[str, Any]) -> str | None:
     if v["n_seeds"] < 2:
         return f"n_seeds={v['n_seeds']}: the per-seed paired tests need n_seeds >= 2"
     for exp, total, initial, acquired, cand in (
-            ("b1", 12214, 10, v["n_acq_b1"], v["n_candidates_79"]),
-            ("b25", 12214, 10, 25 * v["n_steps_b25"], v["n_candidates_79"]),
-            ("b100", 60000, 30, 100 * v["n_steps_b100"], v["n_candidates_10"])):
+        ("b1", 12214, 10, v["n_acq_b1"], v["n_candidates_79"]),
+        ("b25", 12214, 10, 25 * v["n_steps_b25"], v["n_candidates_79"]),
+        ("b100", 60000, 30, 100 * v["n_steps_b100"], v["n_candidates_10"]),
+    ):
         k = 100 if exp == "b100" else 25 if exp == "b25" else 1
         if exp in v["experiments"] and cand < k:
             return f"{exp}: n_candidates={cand} is smaller than its batch of {k}; use at least {k} candidates"
         pool = min(v["pool_size"] or total, total)
-        if exp in v["experiments"] and pool - initial - acquired + (100 if exp == "b100" else 25 if exp == "b25"
-                                                                    else 1) < cand:
-            return (f"{exp}: pool of {pool} images minus {initial} initial and {acquired} acquired leaves fewer "
-                    f"than n_candidates={cand} candidates at the last step; raise pool_size (0 = all) or lower "
-                    "the candidates or the number of acquisitions")
+        if (
+            exp in v["experiments"]
+            and pool - initial - acquired + (100 if exp == "b100" else 25 if exp == "b25" else 1) < cand
+        ):
+            return (
+                f"{exp}: pool of {pool} images minus {initial} initial and {acquired} acquired leaves fewer "
+                f"than n_candidates={cand} candidates at the last step; raise pool_size (0 = all) or lower "
+                "the candidates or the number of acquisitions"
+            )
     return None
 
 
@@ -417,19 +450,26 @@ def _own_model_07(v: Mapping[str, Any]) -> str | None:
     if v["n_steps"] < 1:
         return f"n_steps={v['n_steps']} must be >= 1 (a curve needs two points)"
     if not {"random", "DEIMOS"} <= set(v["strategies"]):
-        return f"strategies={tuple(v['strategies'])} must include 'random' and 'DEIMOS' (the comparison's baseline and subject)"
+        return (
+            f"strategies={tuple(v['strategies'])} must include 'random' and 'DEIMOS' "
+            "(the comparison's baseline and subject)"
+        )
     if v["n_seeds"] < 2:
         return f"n_seeds={v['n_seeds']} must be >= 2: the comparisons pair the strategies by seed"
     if v["mc_samples"] < 2:
         return f"mc_samples={v['mc_samples']} must be >= 2: BALD, BatchBALD and DEIMOS score the spread between passes"
     if v["n_candidates"] and v["n_candidates"] < v["acquisition_size"]:
-        return (f"n_candidates={v['n_candidates']} is smaller than acquisition_size={v['acquisition_size']}; "
-                "use n_candidates >= acquisition_size, or 0 for the whole pool")
+        return (
+            f"n_candidates={v['n_candidates']} is smaller than acquisition_size={v['acquisition_size']}; "
+            "use n_candidates >= acquisition_size, or 0 for the whole pool"
+        )
     left = v["pool_size"] - v["initial_size"] - (v["n_steps"] - 1) * v["acquisition_size"]
     if v["pool_size"] and left < max(v["n_candidates"], v["acquisition_size"]):
-        return (f"pool_size={v['pool_size']} leaves {left} unlabelled points at the last query, fewer than "
-                f"n_candidates={v['n_candidates']} / acquisition_size={v['acquisition_size']}; raise pool_size "
-                "(0 = all 60000) or lower n_steps, acquisition_size or n_candidates")
+        return (
+            f"pool_size={v['pool_size']} leaves {left} unlabelled points at the last query, fewer than "
+            f"n_candidates={v['n_candidates']} / acquisition_size={v['acquisition_size']}; raise pool_size "
+            "(0 = all 60000) or lower n_steps, acquisition_size or n_candidates"
+        )
     return None
 
 
@@ -445,8 +485,13 @@ def _toy_1d_03(v: Mapping[str, Any]) -> str | None:
 
 #: notebook -> constraints between its knobs: each returns an error message or None.
 CROSS_CHECKS: dict[str, list[Callable[[Mapping[str, Any]], str | None]]] = {
-    "02_strategy_comparison": [_windows_within_steps, _candidates_cover_a_batch, _budget_fits_pool,
-                               _balanced_initial_set(10), _comparisons_02],
+    "02_strategy_comparison": [
+        _windows_within_steps,
+        _candidates_cover_a_batch,
+        _budget_fits_pool,
+        _balanced_initial_set(10),
+        _comparisons_02,
+    ],
     "06_deimos_regression": [_regression_budget],
     "07_own_model": [_own_model_07],
     "05_deimos_mnist": [_deimos_mnist_05],
@@ -474,12 +519,12 @@ class Settings(Mapping):
         try:
             return self._values[key]
         except KeyError:
-            raise AttributeError(
-                f"{self._notebook!r} has no setting {key!r}; valid: {sorted(self._values)}"
-            ) from None
+            raise AttributeError(f"{self._notebook!r} has no setting {key!r}; valid: {sorted(self._values)}") from None
 
     def __setattr__(self, key, value):
-        raise AttributeError("Settings are read-only; change the notebook's parameters (or pass overrides to profiles.resolve())")
+        raise AttributeError(
+            "Settings are read-only; change the notebook's parameters (or pass overrides to profiles.resolve())"
+        )
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -575,8 +620,6 @@ _PLAIN = (type(None), bool, int, float, str, tuple, list, dict)
 def _cell_parameters(source: str) -> list[str] | None:
     """Names a parameters-like cell assigns: papermill's injected cell (``# Parameters`` first) or a
     cell of only ``name = literal`` lines; None for any other cell."""
-    import ast
-
     try:
         tree = ast.parse(source)
     except SyntaxError:  # an IPython magic or a typo: not a parameters cell
@@ -603,10 +646,15 @@ def _parameter_names(namespace: Mapping[str, Any]) -> set[str]:
     history = namespace.get("In")
     if isinstance(history, list) and history and all(isinstance(h, str) for h in history):
         first = next((i for i, source in enumerate(history) if source.strip()), None)
-        return {n for i, source in enumerate(history) if i == first or source.lstrip().startswith("# Parameters")
-                for n in (_cell_parameters(source) or ())}
-    return {k for k, v in namespace.items()
-            if not k.startswith("_") and k not in _NOT_PARAMETERS and isinstance(v, _PLAIN)}
+        return {
+            n
+            for i, source in enumerate(history)
+            if i == first or source.lstrip().startswith("# Parameters")
+            for n in (_cell_parameters(source) or ())
+        }
+    return {
+        k for k, v in namespace.items() if not k.startswith("_") and k not in _NOT_PARAMETERS and isinstance(v, _PLAIN)
+    }
 
 
 def resolve_parameters(notebook: str, namespace: Mapping[str, Any]) -> Settings:
@@ -618,8 +666,6 @@ def resolve_parameters(notebook: str, namespace: Mapping[str, Any]) -> Settings:
     the notebook, the unknown name and the closest knob: papermill would inject it and the run
     would go on with the defaults. Which names are parameters: see :func:`_parameter_names`.
     """
-    import difflib
-
     if notebook not in NOTEBOOKS:
         raise ValueError(f"unknown notebook {notebook!r}; valid: {sorted(NOTEBOOKS)}")
     valid = sorted(NOTEBOOKS[notebook]["default"])
@@ -629,8 +675,10 @@ def resolve_parameters(notebook: str, namespace: Mapping[str, Any]) -> Settings:
         for name in unknown:
             close = difflib.get_close_matches(name, valid + ["profile"], n=1)
             hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
-        raise ValueError(f"{notebook}: unknown parameter(s) {', '.join(hints)}: not knobs of this notebook, so they "
-                         f"would be ignored (papermill -p injects any name). Valid: profile, {', '.join(valid)}")
+        raise ValueError(
+            f"{notebook}: unknown parameter(s) {', '.join(hints)}: not knobs of this notebook, so they "
+            f"would be ignored (papermill -p injects any name). Valid: profile, {', '.join(valid)}"
+        )
     knobs = {k: namespace[k] for k in valid if namespace.get(k) is not None}
     return resolve(notebook, namespace.get("profile"), **knobs)
 
