@@ -28,11 +28,17 @@ endif
 # REPORT_OUT: where `make report` renders (default reports/; e.g. a second build to compare with).
 REPORT_OUT ?= reports
 
-.PHONY: report test install install-dev benchmarks clean-reports strip-notebooks help
+# lint: ruff (lint + format) and mypy on the package; part of `make test`.
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check mcal_utils
+	$(VENV)/bin/ruff format --check mcal_utils
+	$(VENV)/bin/mypy
+
+.PHONY: report test lint install install-dev benchmarks clean-reports strip-notebooks help
 
 help:
 	@echo "make report      execute every notebook (PROFILE=$(PROFILE)) and render reports/"
-	@echo "make test        run the whole test suite (pytest + nbval under the smoke profile)"
+	@echo "make test        lint (ruff, mypy) and the whole test suite (pytest + nbval under the smoke profile)"
 	@echo "make benchmarks  run benchmarks/ and rewrite reports/benchmarks.md"
 
 $(VENV)/.runtime: requirements.txt constraints.txt pyproject.toml
@@ -58,7 +64,7 @@ REPORT_FLAGS ?=
 report: $(VENV)/.runtime
 	$(PY) -m mcal_utils.report --profile $(PROFILE) --notebooks notebooks --out $(REPORT_OUT) $(REPORT_FLAGS)
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev lint
 	MCAL_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=900 -p no:cacheprovider
 
 benchmarks: $(VENV)/.dev

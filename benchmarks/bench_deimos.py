@@ -12,7 +12,7 @@ Cases
   (d) numba compile: first call in a fresh process with an empty kernel cache
       (cold) and with the cache written by that process (warm).
 
-Flop floor of the algorithm (module docstring of ``mcal_utils.acquisition.deimos``):
+Flop floor of the algorithm (module docstring of ``mcal_utils.acquisition.deimos.numba_backend``):
 n (4 C'^2 J + 7 C'^3) flop per pick with C' = C - 1 = 9, i.e. 1.28e9 at
 n = 60000 and 1.26e11 for the 99 updates of a batch of 100; at the 2 AVX2
 cores' float64 peak (2 x 2.45 GHz x 16 flop/cycle = 78.4 GFlop/s, AMD EPYC

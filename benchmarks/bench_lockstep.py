@@ -1,4 +1,4 @@
-"""Lockstep population training (:func:`mcal_utils.training.fit_population`) against M
+"""Lockstep population training (:func:`mcal_utils.population.fit_population`) against M
 sequential :func:`mcal_utils.training.fit` calls on the same members, side by side.
 
 Cases (the fits of one step of a paper grid, M = 15 members = 5 strategies x 3 seeds):
@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcal_utils.device import resolve_device  # noqa: E402
 from mcal_utils.models import build_model  # noqa: E402
-from mcal_utils.training import DEIMOS_ADAM, SEED1_SGD, fit, fit_population  # noqa: E402
+from mcal_utils.population import fit_population  # noqa: E402
+from mcal_utils.training import DEIMOS_ADAM, KIRILLOV_SGD, fit  # noqa: E402
 
 TARGET = 10.0
 THREADS = 2
@@ -47,10 +48,10 @@ def _cases(quick: bool) -> list[dict]:
         return [dict(model="deimos_mnist79", kwargs={}, shape=(1, 28, 28), classes=2, n=10, n_val=0,
                      config=deimos, epochs=300, M=2),
                 dict(model="kirillov_cnn", kwargs={}, shape=(1, 32, 32), classes=10, n=32, n_val=16,
-                     config=SEED1_SGD, epochs=200, M=2)]
+                     config=KIRILLOV_SGD, epochs=200, M=2)]
     return [dict(model="deimos_mnist79", kwargs={}, shape=(1, 28, 28), classes=2, n=n, n_val=0, config=deimos,
                  epochs=300, M=15) for n in (10, 50, 210)] + \
-        [dict(model="kirillov_cnn", kwargs={}, shape=(1, 32, 32), classes=10, n=1000, n_val=1000, config=SEED1_SGD,
+        [dict(model="kirillov_cnn", kwargs={}, shape=(1, 32, 32), classes=10, n=1000, n_val=1000, config=KIRILLOV_SGD,
               epochs=200, M=15)]
 
 

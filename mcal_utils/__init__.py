@@ -4,4 +4,5 @@ Pipeline, one concept per module:
 data -> models -> training -> mc (MC predictions) -> acquisition (scores and
 selection) -> loop (experiments) -> metrics / stats -> plots -> report.
 """
+
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """Where tensors live: CUDA when available (or asked for), else CPU."""
+
 from __future__ import annotations
 
 import torch

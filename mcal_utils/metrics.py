@@ -19,12 +19,17 @@ Curve metrics follow the MC-dropout-entropy paper (Kirillov, 2026; code nealkafr
 Calibration: ``expected_calibration_error`` / ``reliability_curve`` bin the
 top-class confidence into equal-width, right-closed bins ``(e_b, e_{b+1}]``
 (Guo et al. 2017): ECE = sum_b |B_b| / N * |acc(B_b) - conf(B_b)|.
+``prediction_quality`` adds the test accuracy, the mean top-class confidence minus the accuracy
+(> 0: over-confident) and the negative log-likelihood of the true class.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import checks
 
 __all__ = [
     "TPParts",
@@ -41,6 +46,8 @@ __all__ = [
     "mean_std",
     "expected_calibration_error",
     "reliability_curve",
+    "PredictionQuality",
+    "prediction_quality",
     "ClassBalance",
     "class_balance",
 ]
@@ -134,8 +141,7 @@ def highest(values, budgets) -> tuple[float, float | int]:
     return float(a_P[i]), b_P[i].item()
 
 
-def acquisitions_to_threshold(budgets, curves_seed_x_step, threshold: float, *,
-                              higher_is_better: bool = True):
+def acquisitions_to_threshold(budgets, curves_seed_x_step, threshold: float, *, higher_is_better: bool = True):
     """First budget where the seed-mean curve reaches ``threshold``, else ``None``.
 
     ``curves_seed_x_step``: (S, P) (or (P,) for one seed). Accuracy-like metrics
@@ -173,14 +179,14 @@ class ThresholdCrossings:
 
 
 def _first_crossing_S_K(b_P: np.ndarray, c_S_P: np.ndarray, t_K: np.ndarray, higher_is_better: bool) -> np.ndarray:
-    hit_S_K_P = c_S_P[:, None, :] >= t_K[None, :, None] if higher_is_better else \
-        c_S_P[:, None, :] <= t_K[None, :, None]
+    hit_S_K_P = c_S_P[:, None, :] >= t_K[None, :, None] if higher_is_better else c_S_P[:, None, :] <= t_K[None, :, None]
     first_S_K = np.argmax(hit_S_K_P, axis=2)
     return np.where(hit_S_K_P.any(axis=2), b_P.astype(np.float64)[first_S_K], np.nan)
 
 
-def threshold_crossings(budgets, curves_seed_x_step, thresholds, *,
-                        higher_is_better: bool = True) -> ThresholdCrossings:
+def threshold_crossings(
+    budgets, curves_seed_x_step, thresholds, *, higher_is_better: bool = True
+) -> ThresholdCrossings:
     """Acquisitions needed to reach each threshold: by the seed-mean curve and by every seed.
 
     ``budgets``: (P,) strictly increasing (e.g. acquired counts); ``curves_seed_x_step``: (S, P);
@@ -198,8 +204,9 @@ def threshold_crossings(budgets, curves_seed_x_step, thresholds, *,
         raise ValueError(f"higher_is_better must be True (accuracy) or False (error, MSE); got {higher_is_better!r}")
     mean_K = _first_crossing_S_K(b_P, c_S_P.mean(axis=0)[None, :], t_K, bool(higher_is_better))[0]
     per_seed_S_K = _first_crossing_S_K(b_P, c_S_P, t_K, bool(higher_is_better))
-    return ThresholdCrossings(thresholds_K=t_K, mean_K=mean_K, per_seed_S_K=per_seed_S_K,
-                              higher_is_better=bool(higher_is_better))
+    return ThresholdCrossings(
+        thresholds_K=t_K, mean_K=mean_K, per_seed_S_K=per_seed_S_K, higher_is_better=bool(higher_is_better)
+    )
 
 
 @dataclass(frozen=True)
@@ -213,10 +220,11 @@ class WindowSummary:
 
 
 def window_summary(values, n_steps: int) -> WindowSummary:
-    """Max, AUBC and TP over the first ``n_steps + 1`` points of a curve (the MC-dropout-entropy paper: 10 and 20 steps)."""
+    """Max, AUBC and TP over the first ``n_steps + 1`` points of a curve.
+
+    The MC-dropout-entropy paper's Tables 2 and 3 use 10 and 20 steps."""
     a_P = _curve(values)
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int; got {n_steps!r}")
+    n_steps = checks.check_int(n_steps, "n_steps", ge=1)
     if n_steps + 1 > a_P.shape[0]:
         raise ValueError(f"the curve has {a_P.shape[0]} points, fewer than the {n_steps + 1} that {n_steps} steps need")
     w = a_P[: n_steps + 1]
@@ -230,8 +238,7 @@ def mean_std(curves, *, ddof: int = 1) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(mean_P, std_P)``.
     """
     c_S_P = _curves_2d(curves)
-    if ddof not in (0, 1):
-        raise ValueError(f"ddof must be 0 or 1; got {ddof}")
+    checks.check_choice(ddof, "ddof", (0, 1))
     mean_P = c_S_P.mean(axis=0)
     if c_S_P.shape[0] <= ddof:
         return mean_P, np.zeros_like(mean_P)
@@ -282,8 +289,7 @@ def reliability_curve(probs_N_C, labels_N, n_bins: int = 15) -> ReliabilityCurve
     ``probs_N_C``: predicted probabilities, ``labels_N``: true classes.
     """
     p_N_C, y_N = _probs_labels(probs_N_C, labels_N)
-    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int; got {n_bins!r}")
+    n_bins = checks.check_int(n_bins, "n_bins", ge=1)
     conf_N = p_N_C.max(axis=1)
     correct_N = (p_N_C.argmax(axis=1) == y_N).astype(np.float64)
     edges_B1 = np.linspace(0.0, 1.0, n_bins + 1)
@@ -299,13 +305,46 @@ def reliability_curve(probs_N_C, labels_N, n_bins: int = 15) -> ReliabilityCurve
     confidence_B[nonempty_B] = sum_conf_B[nonempty_B] / counts_B[nonempty_B]
     gap_B = np.abs(accuracy_B[nonempty_B] - confidence_B[nonempty_B])
     ece = float(np.sum(counts_B[nonempty_B] / conf_N.shape[0] * gap_B))
-    return ReliabilityCurve(edges_B1=edges_B1, accuracy_B=accuracy_B, confidence_B=confidence_B,
-                            counts_B=counts_B, ece=ece)
+    return ReliabilityCurve(
+        edges_B1=edges_B1, accuracy_B=accuracy_B, confidence_B=confidence_B, counts_B=counts_B, ece=ece
+    )
 
 
 def expected_calibration_error(probs_N_C, labels_N, n_bins: int = 15) -> float:
     """ECE = sum_b |B_b| / N * |acc(B_b) - conf(B_b)| over equal-width confidence bins."""
     return reliability_curve(probs_N_C, labels_N, n_bins).ece
+
+
+@dataclass(frozen=True)
+class PredictionQuality:
+    """Test-set quality of class probabilities ``probs_N_C`` against ``labels_N``.
+
+    ``accuracy``: share of argmax predictions that are right; ``ece``: :func:`expected_calibration_error`
+    (15 bins); ``overconfidence``: mean top-class confidence minus the accuracy (> 0: over-confident);
+    ``nll``: mean of -log p(true class), probabilities clipped at 1e-12.
+    """
+
+    accuracy: float
+    ece: float
+    overconfidence: float
+    nll: float
+
+
+def prediction_quality(probs_N_C, labels_N, *, n_bins: int = 15) -> PredictionQuality:
+    """Accuracy, ECE, over-confidence and NLL of ``probs_N_C`` (N, C) on integer ``labels_N`` (N,).
+
+    Accuracy, confidence and NLL are computed in the dtype of ``probs_N_C`` (float32 softmax outputs
+    stay float32); the ECE in float64.
+    """
+    _, y_N = _probs_labels(probs_N_C, labels_N)  # validation only
+    p_N_C = np.asarray(probs_N_C)
+    correct_N = p_N_C.argmax(1) == y_N
+    return PredictionQuality(
+        accuracy=float(correct_N.mean()),
+        ece=expected_calibration_error(p_N_C, y_N, n_bins),
+        overconfidence=float(p_N_C.max(1).mean() - correct_N.mean()),
+        nll=float(-np.log(np.clip(p_N_C[np.arange(len(y_N)), y_N], 1e-12, None)).mean()),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -335,8 +374,7 @@ def class_balance(labels_N, n_classes: int, *, reference_C=None) -> ClassBalance
     ``reference_C``: fractions to compare with (e.g. the pool's class fractions); uniform
     by default.
     """
-    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
-        raise ValueError(f"n_classes must be an int >= 2; got {n_classes!r}")
+    n_classes = checks.check_int(n_classes, "n_classes", ge=2)
     y = np.asarray(labels_N)
     if y.ndim != 1 or y.size == 0:
         raise ValueError(f"labels_N must be a non-empty 1-D array; got shape {y.shape}")
@@ -351,11 +389,17 @@ def class_balance(labels_N, n_classes: int, *, reference_C=None) -> ClassBalance
     else:
         r_C = np.asarray(reference_C, dtype=np.float64)
         if r_C.shape != (n_classes,) or not np.all(np.isfinite(r_C)) or r_C.min() < 0 or abs(r_C.sum() - 1) > 1e-6:
-            raise ValueError(f"reference_C must be {n_classes} non-negative fractions summing to 1; got {reference_C!r}")
+            raise ValueError(
+                f"reference_C must be {n_classes} non-negative fractions summing to 1; got {reference_C!r}"
+            )
     counts_C = np.bincount(y, minlength=n_classes).astype(np.int64)
     f_C = counts_C / counts_C.sum()
     nz = f_C[f_C > 0]
-    return ClassBalance(counts_C=counts_C, fractions_C=f_C, reference_C=r_C,
-                        total_variation=float(0.5 * np.abs(f_C - r_C).sum()),
-                        normalised_entropy=float(-(nz * np.log(nz)).sum() / np.log(n_classes)),
-                        min_fraction=float(f_C.min()))
+    return ClassBalance(
+        counts_C=counts_C,
+        fractions_C=f_C,
+        reference_C=r_C,
+        total_variation=float(0.5 * np.abs(f_C - r_C).sum()),
+        normalised_entropy=float(-(nz * np.log(nz)).sum() / np.log(n_classes)),
+        min_fraction=float(f_C.min()),
+    )

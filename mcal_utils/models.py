@@ -16,11 +16,15 @@ A mask is a deterministic function of uniforms ``u ~ U(0, 1)`` of the layer's pe
 noise shape (the bank stores the uniforms, so a Concrete Dropout layer applies its current
 p to it).
 
+Masks from outside: a layer whose :attr:`MCDropoutBase.mask_source` is set (e.g. with
+:func:`external_masks`) asks that callable for its factor instead of drawing one; the
+population engine (:mod:`mcal_utils.population`) feeds every member its own masks this way.
+
 Randomness
 ----------
 :func:`set_dropout_mode` / :func:`mc_mode` take a ``random_state`` (int, numpy Generator or
 torch Generator). It is turned into one root seed and, through ``numpy.random.SeedSequence``,
-into one seed per dropout layer (in module order): layer i draws its fixed bank from a CPU
+into one seed per dropout layer (in module order, :func:`layer_seeds`): layer i draws its fixed bank from a CPU
 ``torch.Generator`` seeded with seed i (so the bank is the same on every device), and its
 fresh masks from a generator on the input's device seeded with seed i. Without a
 ``random_state`` fresh masks come from torch's global RNG (training; wrap it in
@@ -42,19 +46,22 @@ layers by :class:`Dropout` layers (in the spirit of baal's ``patch_module``) and
 :class:`PatchedModel` (an :class:`MCModel`; the trunk is found automatically for an
 ``nn.Sequential``), which :mod:`mcal_utils.mc` and every acquisition strategy accept.
 """
+
 from __future__ import annotations
 
 import contextlib
 import copy as _copy
 import inspect
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mcal_utils.checks import check_int, check_seed
 
 DROPOUT_MODES: tuple[str, ...] = ("off", "fresh", "fixed")
 KINDS: tuple[str, ...] = ("classification", "regression")
@@ -67,28 +74,9 @@ P_LOGIT_BOUND = 15.0
 # ---------------------------------------------------------------------------
 # Seeds
 # ---------------------------------------------------------------------------
-def as_seed(random_state: int | np.random.Generator | torch.Generator) -> int:
-    """A non-negative 63-bit seed from an int, a numpy Generator or a torch Generator.
-
-    Generators are advanced by one draw; an int is returned unchanged.
-    """
-    if isinstance(random_state, (bool, np.bool_)):
-        raise ValueError(f"random_state must be an int or a Generator, got {random_state!r}")
-    if isinstance(random_state, (int, np.integer)):
-        if random_state < 0:
-            raise ValueError(f"random_state must be a non-negative int, got {random_state}")
-        return int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**63 - 1))
-    if isinstance(random_state, torch.Generator):
-        return int(torch.randint(0, 2**62, (1,), generator=random_state, device=random_state.device).item())
-    raise ValueError(
-        f"random_state must be an int, a numpy.random.Generator or a torch.Generator, got {type(random_state).__name__}"
-    )
-
-
-def _layer_seeds(root_seed: int, n_layers: int) -> list[int]:
-    """One independent 63-bit seed per dropout layer (numpy SeedSequence)."""
+def layer_seeds(root_seed: int, n_layers: int) -> list[int]:
+    """One independent 63-bit seed per dropout layer: the first ``n_layers`` words of
+    ``numpy.random.SeedSequence(root_seed)``, top bit cleared."""
     state = np.random.SeedSequence(root_seed).generate_state(max(n_layers, 1), dtype=np.uint64)
     return [int(s) & (2**63 - 1) for s in state[:n_layers]]
 
@@ -96,17 +84,29 @@ def _layer_seeds(root_seed: int, n_layers: int) -> list[int]:
 # ---------------------------------------------------------------------------
 # Dropout layers
 # ---------------------------------------------------------------------------
+#: ``mask_source(layer, shape, device) -> factor``: see :attr:`MCDropoutBase.mask_source`.
+MaskSource = Callable[["MCDropoutBase", tuple[int, ...], torch.device], torch.Tensor]
+
+
 class MCDropoutBase(nn.Module):
     """Dropout with eval modes ``"off" | "fresh" | "fixed"`` (see the module docstring).
 
     Subclasses define :meth:`noise_shape` (per-input shape of the uniforms ``u``, broadcastable
     against one input) and :meth:`multiplier` (``u -> factor``, applied as ``x * factor``).
+
+    ``mask_source`` (default ``None``: the layer draws its own uniforms): a callable
+    ``mask_source(layer, shape, device)`` returning the factor that multiplies the input, of
+    ``shape`` (or broadcastable to it) on ``device``; ``shape`` is ``(B, *noise_shape(x))`` in
+    ``train()`` and in mode ``"fresh"`` (one mask per row), ``(J, *noise_shape(x))`` in mode
+    ``"fixed"`` (mask j for block j). Mode ``"off"`` never calls it. Set it with
+    :func:`external_masks`; copies and pickles of the layer drop it.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.mode: str = "off"
         self.n_masks: int | None = None
+        self.mask_source: MaskSource | None = None
         self._seed: int | None = None
         self._generators: dict[torch.device, torch.Generator] = {}
         self._bank: torch.Tensor | None = None  # (J, *noise_shape) uniforms, CPU
@@ -119,6 +119,11 @@ class MCDropoutBase(nn.Module):
     def multiplier(self, u: torch.Tensor) -> torch.Tensor:
         """Factor multiplying the input, from uniforms ``u`` of shape ``(..., *noise_shape)``."""
         raise NotImplementedError
+
+    def fresh_factor(self, u: torch.Tensor) -> torch.Tensor:
+        """The factor of fresh uniforms ``u`` (training and mode ``"fresh"``): :meth:`multiplier`
+        (a subclass may compute it in place, overwriting ``u``)."""
+        return self.multiplier(u)
 
     @property
     def rate(self) -> float:
@@ -133,9 +138,7 @@ class MCDropoutBase(nn.Module):
         if mode == "fixed":
             if seed is None:
                 raise ValueError("fixed masks need a seed (pass random_state)")
-            if isinstance(n_masks, bool) or not isinstance(n_masks, (int, np.integer)) or n_masks < 1:
-                raise ValueError(f"fixed masks need n_masks >= 1, got {n_masks!r}")
-            n_masks = int(n_masks)
+            n_masks = check_int(n_masks, "n_masks", ge=1)
         elif n_masks is not None:
             raise ValueError(f"n_masks is only used with mode='fixed', got n_masks={n_masks!r} for mode={mode!r}")
         self.mode = mode
@@ -151,9 +154,11 @@ class MCDropoutBase(nn.Module):
         self.mode, self.n_masks, self._seed, self._generators, self._bank = state
 
     def __getstate__(self) -> dict:
-        # torch.Generator objects do not pickle; a copy restarts its fresh stream from the seed.
+        # torch.Generator objects do not pickle; a copy restarts its fresh stream from the seed
+        # and draws its own masks (an external mask source is not copied).
         state = self.__dict__.copy()
         state["_generators"] = {}
+        state["mask_source"] = None
         return state
 
     # -- sampling ----------------------------------------------------------
@@ -177,20 +182,26 @@ class MCDropoutBase(nn.Module):
             self._bank = torch.rand(shape, generator=gen)
         return self._bank.to(x.device)
 
-    def _apply_fresh(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """``x * multiplier(u)`` for fresh uniforms ``u`` of x's batch (``u`` may be overwritten)."""
-        return x * self.multiplier(u).to(x.dtype)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or self.mode == "fresh":
-            return self._apply_fresh(x, self._uniform((x.shape[0], *self.noise_shape(x)), x.device))
+            shape = (x.shape[0], *self.noise_shape(x))
+            if self.mask_source is not None:
+                factor = self.mask_source(self, shape, x.device)
+            else:
+                factor = self.fresh_factor(self._uniform(shape, x.device))
+            return x * factor.to(x.dtype)
         if self.mode == "off":
             return x
         J = self.n_masks
+        assert J is not None  # configure("fixed") sets it
         B, rest = divmod(x.shape[0], J)
         if rest:
             raise ValueError(f"fixed masks need a batch of J*B rows in block layout; got {x.shape[0]} rows for J={J}")
-        factor_J_1_noise = self.multiplier(self.mask_bank(x)).to(x.dtype).unsqueeze(1)  # mask j for block j
+        if self.mask_source is not None:
+            factor_J = self.mask_source(self, (J, *self.noise_shape(x)), x.device)
+        else:
+            factor_J = self.multiplier(self.mask_bank(x))
+        factor_J_1_noise = factor_J.to(x.dtype).unsqueeze(1)  # mask j for block j
         return (x.reshape(J, B, *x.shape[1:]) * factor_J_1_noise).reshape(x.shape)
 
     def extra_repr(self) -> str:
@@ -225,9 +236,9 @@ class Dropout(MCDropoutBase):
     def multiplier(self, u: torch.Tensor) -> torch.Tensor:
         return (u >= self.p).to(u.dtype) / (1.0 - self.p)
 
-    def _apply_fresh(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        # x * multiplier(u), with the factor built in place in u's buffer (fewer passes over memory)
-        return x * u.ge_(self.p).mul_(1.0 / (1.0 - self.p)).to(x.dtype)
+    def fresh_factor(self, u: torch.Tensor) -> torch.Tensor:
+        # multiplier(u) (up to rounding: * 1/(1-p)), built in place in u's buffer (fewer passes over memory)
+        return u.ge_(self.p).mul_(1.0 / (1.0 - self.p))
 
 
 class ConcreteDropout(MCDropoutBase):
@@ -261,8 +272,8 @@ class ConcreteDropout(MCDropoutBase):
             raise ValueError(f"init_p must be in (0, 1), got {init_p}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if scale_by_n is not None and (isinstance(scale_by_n, bool) or int(scale_by_n) != scale_by_n or scale_by_n < 1):
-            raise ValueError(f"scale_by_n must be None or a positive int, got {scale_by_n!r}")
+        if scale_by_n is not None:
+            scale_by_n = check_int(scale_by_n, "scale_by_n", ge=1)
         self.n_features = int(n_features)
         self.temperature = float(temperature)
         self.eps = float(eps)
@@ -311,6 +322,37 @@ def dropout_layers(model: nn.Module) -> list[MCDropoutBase]:
     return [m for m in model.modules() if isinstance(m, MCDropoutBase)]
 
 
+@contextlib.contextmanager
+def external_masks(layers: Iterable[MCDropoutBase], source: MaskSource) -> Iterator[None]:
+    """Inside the block every layer of ``layers`` takes its masks from ``source`` (its
+    :attr:`MCDropoutBase.mask_source`); the previous sources come back on exit, also on exceptions."""
+    layers = list(layers)
+    saved = [layer.mask_source for layer in layers]
+    try:
+        for layer in layers:
+            layer.mask_source = source
+        yield
+    finally:
+        for layer, previous in zip(layers, saved):
+            layer.mask_source = previous
+
+
+def check_same_architecture(models: Sequence[nn.Module]) -> nn.Module:
+    """``models[0]``; ``ValueError`` unless every model has its type and its state shapes
+    (the members of a population, :mod:`mcal_utils.population`)."""
+    first = models[0]
+    if not isinstance(first, nn.Module):
+        raise ValueError(f"models[0] must be a torch.nn.Module, got {type(first).__name__}")
+    shapes = {k: tuple(v.shape) for k, v in first.state_dict().items()}
+    for i, model in enumerate(models):
+        if type(model) is not type(first) or {k: tuple(v.shape) for k, v in model.state_dict().items()} != shapes:
+            raise ValueError(
+                f"models[{i}] does not have the architecture of models[0]: a population holds "
+                f"members of one architecture (group runs by model and model options)"
+            )
+    return first
+
+
 def set_dropout_mode(
     model: nn.Module,
     mode: str,
@@ -320,7 +362,7 @@ def set_dropout_mode(
 ) -> None:
     """Configure every dropout layer of ``model`` (persistently; see :func:`mc_mode`).
 
-    ``random_state`` gives layer i the i-th seed of ``SeedSequence(as_seed(random_state))``;
+    ``random_state`` gives layer i the i-th seed of :func:`layer_seeds` (root: ``check_seed(random_state)``);
     ``None`` (allowed for ``"off"``/``"fresh"``) leaves fresh masks to the global RNG.
     """
     if mode not in DROPOUT_MODES:
@@ -330,7 +372,7 @@ def set_dropout_mode(
         raise ValueError("mode='fixed' needs a random_state")
     seeds: list[int | None] = [None] * len(layers)
     if random_state is not None:
-        seeds = list(_layer_seeds(as_seed(random_state), len(layers)))
+        seeds = list(layer_seeds(check_seed(random_state), len(layers)))
     for layer, seed in zip(layers, seeds):
         layer.configure(mode, n_masks=n_masks, seed=seed)
 
@@ -371,8 +413,16 @@ class Squeeze(nn.Module):
         return x.squeeze(-1)
 
 
-def _init_parts(model: nn.Module, trunk: nn.Sequential, head: nn.Sequential, *, kind: str, n_outputs: int,
-                input_shape: tuple[int, ...], name: str) -> None:
+def _init_parts(
+    model: MCModel,
+    trunk: nn.Sequential,
+    head: nn.Sequential,
+    *,
+    kind: str,
+    n_outputs: int,
+    input_shape: tuple[int, ...],
+    name: str,
+) -> None:
     """``nn.Module.__init__`` and the attributes every :class:`MCModel` has."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -393,6 +443,13 @@ class MCModel(nn.Module):
     A :class:`ConcreteDropout` at ``head[i]`` is regularised with the parameters of
     ``head[i + 1]`` (the block it feeds). ``input_shape`` is the shape of one input.
     """
+
+    trunk: nn.Sequential
+    head: nn.Sequential
+    kind: str
+    n_outputs: int
+    input_shape: tuple[int, ...]
+    name: str
 
     def __init__(
         self,
@@ -436,11 +493,13 @@ class MCModel(nn.Module):
         total = torch.zeros((), device=next(self.parameters()).device)
         for i, m in enumerate(self.head):
             if isinstance(m, ConcreteDropout):
-                sum_sq = sum((w.pow(2).sum() for w in self.head[i + 1].parameters()), torch.zeros((), device=total.device))
+                sum_sq = sum(
+                    (w.pow(2).sum() for w in self.head[i + 1].parameters()), torch.zeros((), device=total.device)
+                )
                 total = total + m.regulariser(sum_sq)
         return total
 
-    def l2_parameters(self) -> list[nn.Parameter]:
+    def l2_parameters(self) -> list[torch.Tensor]:
         """Weight matrices of the dense (``nn.Linear``) layers, biases excluded (DEIMOS's L2)."""
         return [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
 
@@ -455,11 +514,15 @@ def _conv_out(size: int, k: int, stride: int, padding: str) -> int:
     return (size - k) // stride + 1
 
 
-def _conv2d(in_c: int, out_c: int, k: int, size: int, *, stride: int = 1, padding: str = "valid") -> tuple[nn.Module, int]:
+def _conv2d(
+    in_c: int, out_c: int, k: int, size: int, *, stride: int = 1, padding: str = "valid"
+) -> tuple[nn.Module, int]:
     """Conv2d with Keras padding semantics (``same`` pads the extra pixel right/bottom)."""
     out = _conv_out(size, k, stride, padding)
     if out < 1:
-        raise ValueError(f"input of spatial size {size} too small for a {k}x{k} convolution with stride {stride} ({padding})")
+        raise ValueError(
+            f"input of spatial size {size} too small for a {k}x{k} convolution with stride {stride} ({padding})"
+        )
     conv = nn.Conv2d(in_c, out_c, k, stride=stride)
     if padding == "valid":
         return conv, out
@@ -481,7 +544,7 @@ def _p_pair(p: float | Sequence[float], name: str) -> tuple[float, float]:
     p = tuple(float(v) for v in p)
     if len(p) != 2:
         raise ValueError(f"{name}: p must be a float or a pair of floats, got {p}")
-    return p  # type: ignore[return-value]
+    return p
 
 
 # ---------------------------------------------------------------------------
@@ -511,8 +574,14 @@ def _build_kirillov_cnn(
 
     def drop(n: int) -> MCDropoutBase:
         if dropout == "concrete":
-            return ConcreteDropout(n, init_p=init_p, temperature=temperature, weight_regulariser=wr,
-                                   dropout_regulariser=dr, scale_by_n=scale_by_n)
+            return ConcreteDropout(
+                n,
+                init_p=init_p,
+                temperature=temperature,
+                weight_regulariser=wr,
+                dropout_regulariser=dr,
+                scale_by_n=scale_by_n,
+            )
         return Dropout(p, channelwise=True)
 
     def block(c_in: int, c_out: int) -> nn.Sequential:
@@ -521,14 +590,24 @@ def _build_kirillov_cnn(
     flat = 64 * (image_size // 8) ** 2
     trunk = nn.Sequential(block(in_channels, 32))
     head = nn.Sequential(
-        drop(32), block(32, 32),
-        drop(32), nn.Sequential(*block(32, 64), nn.Flatten()),
-        drop(flat), nn.Sequential(nn.Linear(flat, 128), nn.ELU()),
-        drop(128), nn.Sequential(nn.Linear(128, 32), nn.ELU()),
+        drop(32),
+        block(32, 32),
+        drop(32),
+        nn.Sequential(*block(32, 64), nn.Flatten()),
+        drop(flat),
+        nn.Sequential(nn.Linear(flat, 128), nn.ELU()),
+        drop(128),
+        nn.Sequential(nn.Linear(128, 32), nn.ELU()),
         nn.Linear(32, n_classes),
     )
-    return MCModel(trunk, head, kind="classification", n_outputs=n_classes,
-                   input_shape=(in_channels, image_size, image_size), name="kirillov_cnn")
+    return MCModel(
+        trunk,
+        head,
+        kind="classification",
+        n_outputs=n_classes,
+        input_shape=(in_channels, image_size, image_size),
+        name="kirillov_cnn",
+    )
 
 
 def _build_deimos_mnist(
@@ -541,26 +620,47 @@ def _build_deimos_mnist(
     flat = n_filters * s * s
     trunk = nn.Sequential(c1, nn.ReLU(), c2, nn.ReLU(), nn.MaxPool2d(3), nn.Flatten())
     head = nn.Sequential(Dropout(p), nn.Linear(flat, 128), nn.ReLU(), Dropout(p), nn.Linear(128, n_classes))
-    return MCModel(trunk, head, kind="classification", n_outputs=n_classes,
-                   input_shape=(in_channels, image_size, image_size), name=name)
+    return MCModel(
+        trunk,
+        head,
+        kind="classification",
+        n_outputs=n_classes,
+        input_shape=(in_channels, image_size, image_size),
+        name=name,
+    )
 
 
-def _build_deimos_mnist10(*, n_filters: int = 40, p: float = 0.25, n_classes: int = 10, in_channels: int = 1,
-                          image_size: int = 28) -> MCModel:
+def _build_deimos_mnist10(
+    *, n_filters: int = 40, p: float = 0.25, n_classes: int = 10, in_channels: int = 1, image_size: int = 28
+) -> MCModel:
     """DEIMOS MNIST 0-9 net: 40 filters, p = 0.25, 10 classes."""
-    return _build_deimos_mnist(n_filters=n_filters, p=p, n_classes=n_classes, in_channels=in_channels,
-                               image_size=image_size, name="deimos_mnist10")
+    return _build_deimos_mnist(
+        n_filters=n_filters,
+        p=p,
+        n_classes=n_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        name="deimos_mnist10",
+    )
 
 
-def _build_deimos_mnist79(*, n_filters: int = 35, p: float = 0.3, n_classes: int = 2, in_channels: int = 1,
-                          image_size: int = 28) -> MCModel:
+def _build_deimos_mnist79(
+    *, n_filters: int = 35, p: float = 0.3, n_classes: int = 2, in_channels: int = 1, image_size: int = 28
+) -> MCModel:
     """DEIMOS 7-vs-9 net: the MNIST net with 35 filters, p = 0.3, 2 classes."""
-    return _build_deimos_mnist(n_filters=n_filters, p=p, n_classes=n_classes, in_channels=in_channels,
-                               image_size=image_size, name="deimos_mnist79")
+    return _build_deimos_mnist(
+        n_filters=n_filters,
+        p=p,
+        n_classes=n_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        name="deimos_mnist79",
+    )
 
 
-def _build_gal_mnist(*, p: float | Sequence[float] = (0.25, 0.5), n_classes: int = 10, in_channels: int = 1,
-                     image_size: int = 28) -> MCModel:
+def _build_gal_mnist(
+    *, p: float | Sequence[float] = (0.25, 0.5), n_classes: int = 10, in_channels: int = 1, image_size: int = 28
+) -> MCModel:
     """Gal, Islam & Ghahramani 2017 (Keras MNIST CNN): Conv32(4x4)-ReLU-Conv32(4x4)-ReLU-MaxPool2-
     Drop(0.25)-Dense128-ReLU-Drop(0.5)-Dense. ``p`` is one float or the pair (p1, p2)."""
     p1, p2 = _p_pair(p, "gal_mnist")
@@ -570,8 +670,14 @@ def _build_gal_mnist(*, p: float | Sequence[float] = (0.25, 0.5), n_classes: int
     flat = 32 * s * s
     trunk = nn.Sequential(c1, nn.ReLU(), c2, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
     head = nn.Sequential(Dropout(p1), nn.Linear(flat, 128), nn.ReLU(), Dropout(p2), nn.Linear(128, n_classes))
-    return MCModel(trunk, head, kind="classification", n_outputs=n_classes,
-                   input_shape=(in_channels, image_size, image_size), name="gal_mnist")
+    return MCModel(
+        trunk,
+        head,
+        kind="classification",
+        n_outputs=n_classes,
+        input_shape=(in_channels, image_size, image_size),
+        name="gal_mnist",
+    )
 
 
 def _build_mlp1d(*, p: float = 0.2, hidden: int = 256, n_hidden: int = 3, in_features: int = 1) -> MCModel:
@@ -586,8 +692,9 @@ def _build_mlp1d(*, p: float = 0.2, hidden: int = 256, n_hidden: int = 3, in_fea
     return MCModel(trunk, head, kind="regression", n_outputs=1, input_shape=(in_features,), name="mlp1d")
 
 
-def _build_image_regression_cnn(*, p: float = 0.5, in_channels: int = 3, image_size: int = 200,
-                                padding: str = "auto") -> MCModel:
+def _build_image_regression_cnn(
+    *, p: float = 0.5, in_channels: int = 3, image_size: int = 200, padding: str = "auto"
+) -> MCModel:
     """DEIMOS UTKFace net: Conv50(4, s2)-Conv50(3, s2)-MaxPool2-Conv100(3)-Conv100(3)-MaxPool3-Drop-
     Dense150-Drop-Dense1, ReLU after every conv and Dense150. ``padding``: ``"valid"``, ``"same"``
     (Keras) or ``"auto"`` (valid when the sizes allow it, else same; 28x28 MNIST needs same)."""
@@ -601,7 +708,19 @@ def _build_image_regression_cnn(*, p: float = 0.5, in_channels: int = 3, image_s
         c3, s = _conv2d(50, 100, 3, s, padding=pad)
         c4, s = _conv2d(100, 100, 3, s, padding=pad)
         s = _pool_out(s, 3)
-        return [c1, nn.ReLU(), c2, nn.ReLU(), nn.MaxPool2d(2), c3, nn.ReLU(), c4, nn.ReLU(), nn.MaxPool2d(3), nn.Flatten()], s
+        return [
+            c1,
+            nn.ReLU(),
+            c2,
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            c3,
+            nn.ReLU(),
+            c4,
+            nn.ReLU(),
+            nn.MaxPool2d(3),
+            nn.Flatten(),
+        ], s
 
     if padding == "auto":
         try:
@@ -612,8 +731,14 @@ def _build_image_regression_cnn(*, p: float = 0.5, in_channels: int = 3, image_s
         mods, s = layers(padding)
     flat = 100 * s * s
     head = nn.Sequential(Dropout(p), nn.Linear(flat, 150), nn.ReLU(), Dropout(p), nn.Linear(150, 1), Squeeze())
-    return MCModel(nn.Sequential(*mods), head, kind="regression", n_outputs=1,
-                   input_shape=(in_channels, image_size, image_size), name="image_regression_cnn")
+    return MCModel(
+        nn.Sequential(*mods),
+        head,
+        kind="regression",
+        n_outputs=1,
+        input_shape=(in_channels, image_size, image_size),
+        name="image_regression_cnn",
+    )
 
 
 def _build_splicing_cnn(*, p: float = 0.15, in_channels: int = 4, length: int = 101) -> MCModel:
@@ -622,8 +747,15 @@ def _build_splicing_cnn(*, p: float = 0.15, in_channels: int = 4, length: int = 
     s = _pool_out(_conv_out(length, 4, 1, "valid"), 3)
     s = _pool_out(_conv_out(s, 4, 1, "valid"), 3)
     flat = 50 * s
-    trunk = nn.Sequential(nn.Conv1d(in_channels, 101, 4), nn.ReLU(), nn.MaxPool1d(3),
-                          nn.Conv1d(101, 50, 4), nn.ReLU(), nn.MaxPool1d(3), nn.Flatten())
+    trunk = nn.Sequential(
+        nn.Conv1d(in_channels, 101, 4),
+        nn.ReLU(),
+        nn.MaxPool1d(3),
+        nn.Conv1d(101, 50, 4),
+        nn.ReLU(),
+        nn.MaxPool1d(3),
+        nn.Flatten(),
+    )
     head = nn.Sequential(Dropout(p), nn.Linear(flat, 50), nn.ReLU(), Dropout(p), nn.Linear(50, 1), Squeeze())
     return MCModel(trunk, head, kind="regression", n_outputs=1, input_shape=(in_channels, length), name="splicing_cnn")
 
@@ -650,8 +782,10 @@ def replace_dropout(module: nn.Module) -> int:
         for name, child in list(parent.named_children()):
             where = f"{parent_name}.{name}" if parent_name else name
             if isinstance(child, _UNSUPPORTED_DROPOUT):
-                raise ValueError(f"{where}: {type(child).__name__} has no MC-dropout equivalent here; "
-                                 f"replace it by nn.Dropout (or remove it) before patching")
+                raise ValueError(
+                    f"{where}: {type(child).__name__} has no MC-dropout equivalent here; "
+                    f"replace it by nn.Dropout (or remove it) before patching"
+                )
             if type(child) in TORCH_DROPOUT:
                 if not 0.0 <= child.p < 1.0:
                     raise ValueError(f"{where}: dropout p must be in [0, 1) for MC dropout, got p={child.p}")
@@ -669,7 +803,7 @@ def _split_sequential(seq: nn.Sequential) -> tuple[list[nn.Module], list[nn.Modu
         if dropout_layers(m):
             if type(m) is nn.Sequential:
                 trunk, head = _split_sequential(m)
-                return layers[:i] + trunk, head + layers[i + 1:]
+                return layers[:i] + trunk, head + layers[i + 1 :]
             return layers[:i], layers[i:]
     return layers, []  # pragma: no cover - patch_dropout refuses models without dropout
 
@@ -684,12 +818,21 @@ class PatchedModel(MCModel):
 
     ``trunk`` / ``head`` as in :class:`MCModel` (the trunk may be empty). ``features(x)`` is the
     input of ``output_layer`` (the name in ``head`` of the last ``nn.Linear`` the forward pass
-    calls, found by :func:`patch_dropout`), flattened to ``(B, D)``. ``regularisation()`` is 0 (no Concrete Dropout); ``l2_parameters()``
-    the weights of every ``nn.Linear``.
+    calls, found by :func:`patch_dropout`), flattened to ``(B, D)``. ``regularisation()`` is 0 (no
+    Concrete Dropout); ``l2_parameters()`` the weights of every ``nn.Linear``.
     """
 
-    def __init__(self, trunk: nn.Sequential, head: nn.Sequential, *, kind: str, n_outputs: int,
-                 input_shape: tuple[int, ...], name: str = "", output_layer: str | None = None) -> None:
+    def __init__(
+        self,
+        trunk: nn.Sequential,
+        head: nn.Sequential,
+        *,
+        kind: str,
+        n_outputs: int,
+        input_shape: tuple[int, ...],
+        name: str = "",
+        output_layer: str | None = None,
+    ) -> None:
         # not MCModel.__init__: its checks assume a flat head ending in nn.Linear
         _init_parts(self, trunk, head, kind=kind, n_outputs=n_outputs, input_shape=input_shape, name=name)
         self._output_layer = output_layer  # a name, so the layer is not registered twice
@@ -697,8 +840,10 @@ class PatchedModel(MCModel):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The input of the output layer, ``(B, D)`` (dropout layers act per their mode)."""
         if self._output_layer is None:
-            raise ValueError(f"{self.name or 'this model'} has no nn.Linear layer, so no penultimate features; "
-                             f"the 'features' strategies (k-center) cannot run on it")
+            raise ValueError(
+                f"{self.name or 'this model'} has no nn.Linear layer, so no penultimate features; "
+                f"the 'features' strategies (k-center) cannot run on it"
+            )
         seen: list[torch.Tensor] = []
         layer = self.head.get_submodule(self._output_layer)
         handle = layer.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
@@ -748,20 +893,26 @@ def patch_dropout(
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if trunk not in ("auto", None):
         raise ValueError(f"trunk must be 'auto' or None, got {trunk!r}")
-    shape = tuple(input_shape)
-    if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
+    shape = tuple(check_int(s, f"input_shape[{i}]", ge=1) for i, s in enumerate(input_shape))
+    if not shape:
         raise ValueError(f"input_shape must be the shape of one input, positive ints, got {input_shape!r}")
     net = _copy.deepcopy(model) if copy else model
     replace_dropout(net)
     if not dropout_layers(net):
-        raise ValueError("model has no dropout layer (nn.Dropout, nn.Dropout1d/2d/3d): MC dropout needs at least "
-                         "one; add nn.Dropout before the layers whose uncertainty you want, then retrain")
+        raise ValueError(
+            "model has no dropout layer (nn.Dropout, nn.Dropout1d/2d/3d): MC dropout needs at least "
+            "one; add nn.Dropout before the layers whose uncertainty you want, then retrain"
+        )
     if any(isinstance(m, ConcreteDropout) for m in net.modules()):
-        raise ValueError("ConcreteDropout needs the MCModel of build_model (its regulariser is tied to the next "
-                         "block); patch_dropout handles fixed-p dropout only")
+        raise ValueError(
+            "ConcreteDropout needs the MCModel of build_model (its regulariser is tied to the next "
+            "block); patch_dropout handles fixed-p dropout only"
+        )
     if kind == "classification" and isinstance(_last_leaf(net), _PROBABILITY_OUTPUTS):
-        raise ValueError(f"the model ends with {type(_last_leaf(net)).__name__}: mcal needs logits (it applies "
-                         f"the softmax itself); remove the final layer")
+        raise ValueError(
+            f"the model ends with {type(_last_leaf(net)).__name__}: mcal needs logits (it applies "
+            f"the softmax itself); remove the final layer"
+        )
     if trunk == "auto" and type(net) is nn.Sequential:
         trunk_layers, head_layers = _split_sequential(net)
     else:
@@ -770,8 +921,11 @@ def patch_dropout(
     probe = PatchedModel(nn.Sequential(*trunk_layers), head, kind=kind, n_outputs=1, input_shape=shape, name=name)
     device = next(iter(net.parameters()), torch.empty(0)).device
     called: list[str] = []  # the nn.Linear layers in the order the forward pass calls them
-    hooks = [m.register_forward_pre_hook(lambda module, args, name=n: called.append(name))
-             for n, m in head.named_modules() if isinstance(m, nn.Linear)]
+    hooks = [
+        m.register_forward_pre_hook(lambda module, args, name=n: called.append(name))
+        for n, m in head.named_modules()
+        if isinstance(m, nn.Linear)
+    ]
     try:
         with mc_mode(probe, "off"), torch.no_grad():
             out = probe(torch.zeros((2, *shape), device=device))
@@ -782,8 +936,10 @@ def patch_dropout(
             hook.remove()
     if kind == "classification":
         if out.dim() != 2 or out.shape[1] < 2:
-            raise ValueError(f"a classifier must return logits (B, C) with C >= 2, got shape {tuple(out.shape)} "
-                             f"for a batch of 2 (kind='regression' for a single output)")
+            raise ValueError(
+                f"a classifier must return logits (B, C) with C >= 2, got shape {tuple(out.shape)} "
+                f"for a batch of 2 (kind='regression' for a single output)"
+            )
         n_outputs = int(out.shape[1])
     else:
         if out.dim() == 2 and out.shape[1] == 1:
@@ -791,8 +947,15 @@ def patch_dropout(
         elif out.dim() != 1:
             raise ValueError(f"a regressor must return (B,) or (B, 1), got shape {tuple(out.shape)} for a batch of 2")
         n_outputs = 1
-    return PatchedModel(probe.trunk, head, kind=kind, n_outputs=n_outputs, input_shape=shape,
-                        name=name or type(model).__name__, output_layer=called[-1] if called else None)
+    return PatchedModel(
+        probe.trunk,
+        head,
+        kind=kind,
+        n_outputs=n_outputs,
+        input_shape=shape,
+        name=name or type(model).__name__,
+        output_layer=called[-1] if called else None,
+    )
 
 
 _BUILDERS: dict[str, Callable[..., MCModel]] = {
@@ -818,7 +981,7 @@ def build_model(name: str, *, seed: int, **kwargs: Any) -> MCModel:
     unknown = set(kwargs) - allowed
     if unknown:
         raise ValueError(f"{name}: unknown argument(s) {sorted(unknown)}; expected some of {sorted(allowed)}")
-    seed = as_seed(seed)
+    seed = check_seed(seed, "seed")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return builder(**kwargs)

@@ -14,6 +14,7 @@ factorisations of (k, b, b) stacks, in bounded chunks, or -- much faster -- the 
 rule over the subset tree, vectorised over prefixes) and :func:`simulate` repeats the
 paper's random experiment.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,6 +23,10 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from . import checks, references
 
 __all__ = [
     "GreedyResult",
@@ -35,6 +40,7 @@ __all__ = [
     "subset_values",
     "simulation_covariance",
     "simulate",
+    "simulation_trial_covariance",
     "PAPER_CONFIGS",
     "PAPER_RESULTS",
 ]
@@ -47,19 +53,9 @@ PAPER_CONFIGS: tuple[tuple[int, int, int], ...] = tuple(
 
 #: (mean ratio, min ratio) of the 200 trials of each configuration, computed from the DEIMOS
 #: authors' repository arrays BatchOptimality/EmpiricalOptimalityRatios/BS{b}Samp{s}OptRatios.npy
-#: (not printed in the paper, whose Figure A.1 shows histograms; = references.DEIMOS_APPENDIX_A_RATIOS).
+#: (not printed in the paper, whose Figure A.1 shows histograms): ``references.DEIMOS_APPENDIX_A_RATIOS``.
 #: The 20/10/3 mean is 1.0 to six decimals (Figure A.1(e): all ratios in [0.99999, 1]).
-PAPER_RESULTS: dict[tuple[int, int, int], tuple[float, float]] = {
-    (200, 2, 2): (1.0, 1.0),
-    (200, 2, 3): (0.997075, 0.983797),
-    (200, 2, 50): (0.999710, 0.991613),
-    (30, 5, 2): (1.0, 1.0),
-    (30, 5, 3): (0.999809, 0.996743),
-    (30, 5, 50): (0.998126, 0.971212),
-    (20, 10, 2): (1.0, 1.0),
-    (20, 10, 3): (1.0, 0.9999912),
-    (20, 10, 50): (0.998208, 0.973467),
-}
+PAPER_RESULTS: dict[tuple[int, int, int], tuple[float, float]] = references.values(references.DEIMOS_APPENDIX_A_RATIOS)
 
 
 def appendix_a_example() -> np.ndarray:
@@ -86,9 +82,7 @@ def check_covariance(V) -> np.ndarray:
 
 
 def _check_batch(b, n: int) -> int:
-    if not isinstance(b, (int, np.integer)) or isinstance(b, bool) or not 1 <= b <= n:
-        raise ValueError(f"batch size b must be an int in [1, {n}]; got {b!r}")
-    return int(b)
+    return checks.check_int(b, "batch size b", ge=1, le=n)
 
 
 def trace_reduction(V, S) -> float:
@@ -200,7 +194,7 @@ def _tree_best(V_n_n: np.ndarray, b: int) -> tuple[float, np.ndarray]:
     for d in range(b - 2):
         # children of every stack, grouped by their last element q; preallocated per q
         plan: dict[int, list[tuple[int, int]]] = {}
-        for last, (V_k, _, _, _) in groups.items():
+        for last in groups:
             for p in range(n - 1 - last):
                 q = last + 1 + p
                 if q > n - b + d:  # no room left for the b - d - 1 picks after q
@@ -219,13 +213,13 @@ def _tree_best(V_n_n: np.ndarray, b: int) -> tuple[float, np.ndarray]:
                 V_k, T_k, value_k, path_k = groups[last]
                 rows = slice(row, row + V_k.shape[0])
                 vqq_k, tqq_k = V_k[:, p, p], T_k[:, p, p]
-                v_k_m = V_k[:, p, p + 1:]
+                v_k_m = V_k[:, p, p + 1 :]
                 a_k_m = v_k_m / vqq_k[:, None]
-                u_k_m = T_k[:, p, p + 1:] - (0.5 * tqq_k)[:, None] * a_k_m
+                u_k_m = T_k[:, p, p + 1 :] - (0.5 * tqq_k)[:, None] * a_k_m
                 # V' = V - v a^T;  T' = T - a u^T - u a^T  (u = t - T_qq a / 2)
-                np.subtract(V_k[:, p + 1:, p + 1:], v_k_m[:, :, None] * a_k_m[:, None, :], out=Vc[rows])
+                np.subtract(V_k[:, p + 1 :, p + 1 :], v_k_m[:, :, None] * a_k_m[:, None, :], out=Vc[rows])
                 au = a_k_m[:, :, None] * u_k_m[:, None, :]
-                np.subtract(T_k[:, p + 1:, p + 1:], au, out=Tc[rows])
+                np.subtract(T_k[:, p + 1 :, p + 1 :], au, out=Tc[rows])
                 Tc[rows] -= np.swapaxes(au, 1, 2)
                 value_c[rows] = value_k + tqq_k / vqq_k
                 path_c[rows, :d] = path_k
@@ -233,7 +227,7 @@ def _tree_best(V_n_n: np.ndarray, b: int) -> tuple[float, np.ndarray]:
                 row = rows.stop
             children[q] = (Vc, Tc, value_c, path_c)
         groups = children
-    best_value, best_S = -np.inf, None
+    best_value, best_S = -np.inf, np.zeros(0, dtype=np.int64)
     for last, (V_k, T_k, value_k, path_k) in groups.items():
         w = n - 1 - last
         if w < 2:
@@ -243,9 +237,12 @@ def _tree_best(V_n_n: np.ndarray, b: int) -> tuple[float, np.ndarray]:
         Td_k_w = np.diagonal(T_k, axis1=1, axis2=2)
         vi_k_m, ti_k_m = Vd_k_w[:, I_m], Td_k_w[:, I_m]
         r_k_m = V_k[:, I_m, J_m] / vi_k_m
-        total_k_m = (value_k[:, None] + ti_k_m / vi_k_m
-                     + (Td_k_w[:, J_m] - 2.0 * T_k[:, I_m, J_m] * r_k_m + r_k_m * r_k_m * ti_k_m)
-                     / (Vd_k_w[:, J_m] - V_k[:, I_m, J_m] * r_k_m))
+        total_k_m = (
+            value_k[:, None]
+            + ti_k_m / vi_k_m
+            + (Td_k_w[:, J_m] - 2.0 * T_k[:, I_m, J_m] * r_k_m + r_k_m * r_k_m * ti_k_m)
+            / (Vd_k_w[:, J_m] - V_k[:, I_m, J_m] * r_k_m)
+        )
         j = int(np.argmax(total_k_m))
         if total_k_m.flat[j] > best_value:
             k, m = np.unravel_index(j, total_k_m.shape)
@@ -265,7 +262,7 @@ def subset_values(V, S_k_b, *, chunk_size: int = 32768) -> np.ndarray:
     W_n_n = V_n_n @ V_n_n
     out_k = np.empty(S_k_b.shape[0])
     for start in range(0, S_k_b.shape[0], chunk_size):
-        out_k[start:start + chunk_size] = _subset_values(V_n_n, W_n_n, S_k_b[start:start + chunk_size])
+        out_k[start : start + chunk_size] = _subset_values(V_n_n, W_n_n, S_k_b[start : start + chunk_size])
     return out_k
 
 
@@ -282,10 +279,8 @@ def exhaustive_best(V, b: int, *, method: str = "tree", chunk_size: int = 32768)
     V_n_n = check_covariance(V)
     n = V_n_n.shape[0]
     b = _check_batch(b, n)
-    if method not in ("tree", "cholesky"):
-        raise ValueError(f"method must be 'tree' or 'cholesky'; got {method!r}")
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int; got {chunk_size!r}")
+    checks.check_choice(method, "method", ("tree", "cholesky"))
+    chunk_size = checks.check_int(chunk_size, "chunk_size", ge=1)
     count = math.comb(n, b)
     if count > MAX_SUBSETS:
         raise ValueError(f"{n} choose {b} = {count} subsets exceeds MAX_SUBSETS = {MAX_SUBSETS}")
@@ -296,7 +291,7 @@ def exhaustive_best(V, b: int, *, method: str = "tree", chunk_size: int = 32768)
     S_k_b = _subsets(n, b)
     best_value, best_row = -np.inf, -1
     for start in range(0, count, chunk_size):
-        values_k = _subset_values(V_n_n, W_n_n, S_k_b[start:start + chunk_size])
+        values_k = _subset_values(V_n_n, W_n_n, S_k_b[start : start + chunk_size])
         j = int(np.argmax(values_k))
         if values_k[j] > best_value:
             best_value, best_row = float(values_k[j]), start + j
@@ -337,8 +332,9 @@ class SimulationResult:
         return int(self.ratios_T.shape[0])
 
 
-def simulate(n_points: int, batch: int, n_samples: int, n_trials: int, random_state=0, *,
-             progress: bool | None = False) -> SimulationResult:
+def simulate(
+    n_points: int, batch: int, n_samples: int, n_trials: int, random_state=0, *, progress: bool | None = False
+) -> SimulationResult:
     """DEIMOS Appendix A: greedy vs exhaustive best batch on random covariances.
 
     ``random_state``: int seed or ``numpy.random.Generator``; ``progress``: tqdm bar
@@ -351,33 +347,41 @@ def simulate(n_points: int, batch: int, n_samples: int, n_trials: int, random_st
     max(best, greedy) so that ratio <= 1 holds despite rounding (a greedy set that
     ties the optimum within rounding counts as optimal).
     """
-    for name, value, low in (("n_points", n_points, 1), ("batch", batch, 1),
-                             ("n_samples", n_samples, 2), ("n_trials", n_trials, 1)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+    for name, value, low in (
+        ("n_points", n_points, 1),
+        ("batch", batch, 1),
+        ("n_samples", n_samples, 2),
+        ("n_trials", n_trials, 1),
+    ):
+        checks.check_int(value, name, ge=low)
     _check_batch(batch, n_points)
     if math.comb(n_points, batch) > MAX_SUBSETS:
         raise ValueError(f"{n_points} choose {batch} subsets exceeds MAX_SUBSETS = {MAX_SUBSETS}")
-    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    rng = checks.check_random_state(random_state)
     with _single_threaded_blas():
         return _simulate(n_points, batch, n_samples, n_trials, rng, progress)
+
+
+def simulation_trial_covariance(n_points: int, n_samples: int, trial: int, random_state) -> np.ndarray:
+    """The covariance of trial ``trial`` of :func:`simulate` rebuilt from the same ``random_state``.
+
+    Trial t uses the t-th draw ``rng.standard_normal((n_points, n_samples))`` of the generator, so a
+    fresh generator from the same seed replays the draws up to it.
+    """
+    trial = checks.check_int(trial, "trial", ge=0)
+    rng = checks.check_random_state(random_state)
+    for _ in range(trial + 1):
+        preds_n_s = rng.standard_normal((n_points, n_samples))
+    return simulation_covariance(preds_n_s)
 
 
 def _single_threaded_blas():
     """BLAS on one thread: the matrices here are tiny and extra threads only contend
     (on a busy 2-core machine, 2 OpenBLAS threads made 200 x 200 products 10-50x slower)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # threadpoolctl comes with scikit-learn; without it, run as is
-        import contextlib
-
-        return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
 
 def _simulate(n_points, batch, n_samples, n_trials, rng, progress) -> SimulationResult:
-    from tqdm.auto import tqdm
-
     greedy_T = np.empty(n_trials)
     optimal_T = np.empty(n_trials)
     same_T = np.empty(n_trials, dtype=bool)
@@ -390,6 +394,12 @@ def _simulate(n_points, batch, n_samples, n_trials, rng, progress) -> Simulation
         greedy_T[t] = g.total
         optimal_T[t] = g.total if same else max(best.total, g.total)
         same_T[t] = same or g.total >= best.total
-    return SimulationResult(n_points=int(n_points), batch=int(batch), n_samples=int(n_samples),
-                            greedy_T=greedy_T, optimal_T=optimal_T, ratios_T=greedy_T / optimal_T,
-                            greedy_is_optimal_T=same_T)
+    return SimulationResult(
+        n_points=int(n_points),
+        batch=int(batch),
+        n_samples=int(n_samples),
+        greedy_T=greedy_T,
+        optimal_T=optimal_T,
+        ratios_T=greedy_T / optimal_T,
+        greedy_is_optimal_T=same_T,
+    )

@@ -28,14 +28,18 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mcal_utils.protocols import entropy_mnist_svhn, own_model
+
+#: the profiles every notebook defines
 PROFILE_NAMES: tuple[str, ...] = ("smoke", "default", "paper")
+#: profiles a notebook may add: ``long`` = a claim made testable on 2 CPU cores in <= 2 h (rendered
+#: into reports/long/ with `make report PROFILE=long REPORT_OUT=reports/long REPORT_FLAGS="--only NN"`)
+OPTIONAL_PROFILES: tuple[str, ...] = ("long",)
 ENV_VAR = "MCAL_PROFILE"
 
 # ---------------------------------------------------------------------------
 # One entry per notebook. Keep the keys identical across the three profiles.
 # ---------------------------------------------------------------------------
-#: notebook 07's modAL-loop strategies (display names), in table order
-STRATEGIES_07: tuple[str, ...] = ("random", "modAL uncertainty", "max-entropy (MC)", "BALD", "BatchBALD", "DEIMOS")
 
 # One line per profile: the sizes read as a table (kept out of the formatter).
 # fmt: off
@@ -53,7 +57,7 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # paper: no paper runs this notebook; it uses the sizes of Gal, Islam & Ghahramani 2017.
         "smoke": dict(n_seeds=2, seed=0, pool_size=300, test_size=200, initial_size=10, acquisition_size=5,
                       n_steps=1, epochs=2, batch_size=32, lr=0.002, mc_samples=4, n_candidates=60, tau_inv=3e-5,
-                      strategies=STRATEGIES_07),
+                      strategies=own_model.STRATEGY_LABELS),
         # default (8 seeds, the comparison's minimum): 4 strategies x 8 seeds x 4 queries, 20 epochs, 1000 test
         # images: ~5.5 s per run from the per-step costs above (fits halve with the epochs) -> ~3 min.
         "default": dict(n_seeds=8, seed=0, pool_size=5000, test_size=1000, initial_size=20, acquisition_size=10,
@@ -61,7 +65,7 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
                         tau_inv=3e-5, strategies=("random", "modAL uncertainty", "BALD", "DEIMOS")),
         "paper": dict(n_seeds=8, seed=0, pool_size=0, test_size=0, initial_size=20, acquisition_size=10,
                       n_steps=100, epochs=100, batch_size=32, lr=0.002, mc_samples=50, n_candidates=2000,
-                      tau_inv=3e-5, strategies=STRATEGIES_07),
+                      tau_inv=3e-5, strategies=own_model.STRATEGY_LABELS),
     },
     "00_data_prep": {
         # n_show: images per grid row; n_rotated: rotated-MNIST training images built (0 = all 60000);
@@ -257,18 +261,6 @@ class Rule:
         return True
 
 
-#: notebook 02's strategies (its grid), in table order
-STRATEGIES_02: tuple[str, ...] = (
-    "random",
-    "var_ratio",
-    "margin",
-    "margin_inverted",
-    "entropy",
-    "entropy_mc",
-    "bald",
-    "power_bald",
-)
-
 _COUNT = Rule(ge=1)
 _SIZE_OR_ALL = Rule(ge=0, note="0 = all")
 _PROBABILITY = Rule(gt=0.0, lt=1.0)
@@ -324,8 +316,8 @@ RULES: dict[str, Rule] = {
     "tau_inv": Rule(gt=0.0, note="DEIMOS's tau^-1"),
     "init": Rule(choices=("fixed", "per_step")),
     "concrete_scale": Rule(choices=("none", "n_train")),
-    "compare_init": Rule(subset_of=STRATEGIES_02),
-    "compare_scale": Rule(subset_of=STRATEGIES_02),
+    "compare_init": Rule(subset_of=entropy_mnist_svhn.STRATEGY_NAMES),
+    "compare_scale": Rule(subset_of=entropy_mnist_svhn.STRATEGY_NAMES),
     "power_beta": Rule(ge=0.0, note="0 = leave Power BALD out"),
     "probe_passes": Rule(ge=2, note="MC passes; () = skip the probe"),
     "experiments": Rule(subset_of=("b1", "b25", "b100"), note="notebook 05's experiments"),
@@ -343,7 +335,7 @@ RULES: dict[str, Rule] = {
     "batching": Rule(choices=("even", "keras")),
     "outlier_fraction": Rule(ge=0.0, lt=1.0),
     "kcenter_time_limit": _POSITIVE,
-    "strategies": Rule(subset_of=STRATEGIES_07, note="notebook 07's modAL loop"),
+    "strategies": Rule(subset_of=own_model.STRATEGY_LABELS, note="notebook 07's modAL loop"),
 }
 
 #: The old name of the choices table (kept for callers of earlier versions).
@@ -546,9 +538,11 @@ class Settings(Mapping):
 def profile_name(profile: str | None = None) -> str:
     """The profile to use: ``profile`` if given, else ``$MCAL_PROFILE``, else ``default``."""
     name = profile if profile is not None else os.environ.get(ENV_VAR) or "default"
-    if name not in PROFILE_NAMES:
+    if name not in PROFILE_NAMES + OPTIONAL_PROFILES:
         source = "argument" if profile is not None else f"${ENV_VAR}"
-        raise ValueError(f"unknown profile {name!r} (from {source}); valid profiles: {list(PROFILE_NAMES)}")
+        raise ValueError(
+            f"unknown profile {name!r} (from {source}); valid profiles: {list(PROFILE_NAMES + OPTIONAL_PROFILES)}"
+        )
     return name
 
 
@@ -603,6 +597,11 @@ def resolve(notebook: str, profile: str | None = None, **overrides: Any) -> Sett
     except ValueError as err:
         raise ValueError(f"{notebook}: {err}") from None
     entry = NOTEBOOKS[notebook]
+    if name not in entry:
+        with_it = sorted(nb for nb, e in NOTEBOOKS.items() if name in e)
+        raise ValueError(
+            f"{notebook} has no {name!r} profile (its profiles: {sorted(entry)}); notebooks with one: {with_it}"
+        )
     values = dict(entry[name])
     reference = entry["default"]
     unknown = sorted(set(overrides) - set(reference))
@@ -686,10 +685,12 @@ def resolve_parameters(notebook: str, namespace: Mapping[str, Any]) -> Settings:
 def validate_all() -> None:
     """Check that every notebook entry defines all profiles with the same, well-typed keys."""
     for nb, entry in NOTEBOOKS.items():
-        if set(entry) != set(PROFILE_NAMES):
-            raise ValueError(f"{nb}: profiles {sorted(entry)} != {list(PROFILE_NAMES)}")
+        if not set(PROFILE_NAMES) <= set(entry) <= set(PROFILE_NAMES + OPTIONAL_PROFILES):
+            raise ValueError(
+                f"{nb}: profiles {sorted(entry)}: needs {list(PROFILE_NAMES)}, may add {list(OPTIONAL_PROFILES)}"
+            )
         keys = set(entry["default"])
-        for name in PROFILE_NAMES:
+        for name in entry:
             if set(entry[name]) != keys:
                 raise ValueError(f"{nb}/{name}: keys differ from default: {sorted(set(entry[name]) ^ keys)}")
             _check_all(nb, name, entry[name])

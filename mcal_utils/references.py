@@ -14,8 +14,8 @@ The two papers:
   Maximization* (2020); repository
   ``unagpal/Active-Learning-in-CNNs-via-Expected-Improvement-Maximization``.
 
-:func:`values` strips the sources, e.g. ``values(DEIMOS_TABLE2)`` is the plain dict notebook 05
-uses as ``PAPER_T2``.
+:func:`values` strips the sources, e.g. ``values(DEIMOS_TABLE2)`` is the plain dict that
+``protocols.deimos_mnist.table2`` sets notebook 05's crossings against.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ __all__ = [
     "KIRILLOV_N_TRAIN",
     "KIRILLOV_N_VAL",
     "KIRILLOV_EPOCHS",
+    "KIRILLOV_SVHN_BALANCED",
+    "KIRILLOV_AL_SCHEDULE",
+    "KIRILLOV_SGD_SETTINGS",
+    "KIRILLOV_T",
     # DEIMOS (Nagpal & Knowles)
     "DEIMOS_TABLE2_THRESHOLDS",
     "DEIMOS_TABLE2",
@@ -68,6 +72,8 @@ __all__ = [
     "DEIMOS_TAU_INV_UTK",
     "DEIMOS_TAU_INV_SPLICING",
     "DEIMOS_MNIST79_SIZES",
+    "DEIMOS_UTKFACE_IMAGES",
+    "DEIMOS_SPLICING_SEQUENCES",
 ]
 
 
@@ -222,6 +228,11 @@ KIRILLOV_LEARNED_P = Reference(
     _K_REFINE + " (figure of the dropout probabilities)",
 )
 
+KIRILLOV_SVHN_BALANCED = Reference(
+    (46590, 15950),
+    "balanced SVHN train / test images (every class cut to the smallest class's count)",
+    "MC-dropout-entropy paper, section 2",
+)
 KIRILLOV_N_TRAIN = Reference(
     37272,
     "training/pool images (46 590 balanced minus 9 318 validation)",
@@ -230,6 +241,15 @@ KIRILLOV_N_TRAIN = Reference(
 KIRILLOV_N_VAL = Reference(
     9318, "validation images (20 % of the training set)", "MC-dropout-entropy paper, section 3.3"
 )
+KIRILLOV_AL_SCHEDULE = Reference(
+    (1000, 1000, 36),
+    "initial labelled set, images added per step, active-learning steps",
+    "MC-dropout-entropy paper, section 3.3",
+)
+KIRILLOV_SGD_SETTINGS = Reference(
+    (0.001, 0.9, 64), "SGD learning rate, momentum, batch size", "MC-dropout-entropy paper, section 3.3"
+)
+KIRILLOV_T = Reference(50, "MC-dropout passes T of EntropyD", "MC-dropout-entropy paper, section 5")
 KIRILLOV_EPOCHS = Reference(
     200, "epochs per model in the active-learning runs", "MC-dropout-entropy paper, section 3.3"
 )
@@ -490,4 +510,14 @@ DEIMOS_MNIST79_SIZES = Reference(
     (12214, 2037),
     "MNIST 7-vs-9: sevens and nines in the train / test split",
     _D_REPO + "MNIST/MultiClass_AL_Scripts/TrainIndGeneration.ipynb (printed counts)",
+)
+
+
+DEIMOS_UTKFACE_IMAGES = Reference(
+    23708, "UTKFace images (all used; 10 % held out as test data)", "DEIMOS, Appendix D (UTKFace face age prediction)"
+)
+DEIMOS_SPLICING_SEQUENCES = Reference(
+    265137,
+    "5' alternative-splicing sequences (10 % held out as test data)",
+    "DEIMOS, Appendix D (Alternative splicing)",
 )

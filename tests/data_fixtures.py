@@ -1,4 +1,5 @@
 """Tiny files with the structure of the real data sets, written into a tmp folder for the data tests."""
+
 from __future__ import annotations
 
 import gzip
@@ -8,6 +9,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import scipy.io
+from PIL import Image
 
 
 def write_svhn_mat(path: Path, labels_file_order: np.ndarray, seed: int = 0, size: int = 32) -> np.ndarray:
@@ -15,8 +18,6 @@ def write_svhn_mat(path: Path, labels_file_order: np.ndarray, seed: int = 0, siz
 
     ``labels_file_order`` are digits 0..9; returns the ``X`` written (SVHN: ``size=32``).
     """
-    import scipy.io
-
     labels = np.asarray(labels_file_order)
     rng = np.random.default_rng(seed)
     X = rng.integers(0, 256, size=(size, size, 3, labels.size), dtype=np.uint8)
@@ -32,8 +33,6 @@ def labels_with_counts(counts, seed: int = 0) -> np.ndarray:
 
 
 def write_jpeg(path: Path, rgb=(200, 100, 50), size=(20, 24)) -> None:
-    from PIL import Image
-
     Image.new("RGB", size, tuple(rgb)).save(path, quality=95)
 
 

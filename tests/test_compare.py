@@ -1,4 +1,5 @@
 """The report's one decision rule (mcal_utils.compare): known differences, ties, n = 2, NaN."""
+
 from __future__ import annotations
 
 import itertools
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from mcal_utils import compare, metrics
+from mcal_utils import compare, metrics, stats
 
 
 def test_min_seeds_for_alpha_005_is_6():
@@ -117,7 +118,7 @@ def test_crossings_one_step_inside_the_spread_is_not_resolved():
     # A reaches 0.95 one step before B on average, but seeds scatter by several steps
     rng = np.random.default_rng(1)
     curves_a, curves_b = [], []
-    for s in range(8):
+    for _ in range(8):
         shift_a, shift_b = rng.integers(0, 4), rng.integers(0, 4)
         curves_a.append(np.clip(np.linspace(0.80, 1.0, 12) - 0.015 * shift_a, 0, 1))
         curves_b.append(np.clip(np.linspace(0.80, 1.0, 12) - 0.015 * shift_b - 0.01, 0, 1))
@@ -138,8 +139,11 @@ def test_property_verdict_is_antisymmetric_and_shift_invariant_in_b(d, shift):
     d = np.asarray(d)
     fwd = compare.paired(d + shift, np.full(d.size, shift))
     rev = compare.paired(np.full(d.size, shift), d + shift)
-    swap = {compare.SUPPORTED: compare.CONTRADICTED, compare.CONTRADICTED: compare.SUPPORTED,
-            compare.NOT_RESOLVED: compare.NOT_RESOLVED}
+    swap = {
+        compare.SUPPORTED: compare.CONTRADICTED,
+        compare.CONTRADICTED: compare.SUPPORTED,
+        compare.NOT_RESOLVED: compare.NOT_RESOLVED,
+    }
     assert rev.verdict == swap[fwd.verdict]
     assert rev.p_value == pytest.approx(fwd.p_value)
     if fwd.verdict == compare.SUPPORTED:
@@ -148,12 +152,22 @@ def test_property_verdict_is_antisymmetric_and_shift_invariant_in_b(d, shift):
 
 def test_compare_each_is_compare_curves_per_method_and_summary_in_order():
     base = np.linspace(0.9, 0.5, 6)  # an error curve: lower is better
-    res = _results({"A": [base - 0.05 + 0.001 * s for s in range(8)], "B": [base + 0.001 * s for s in range(8)],
-                    "C": [base - 0.06 + 0.002 * s for s in range(8)]})
-    got = compare.compare_each(res, "A", ["B", "C"], summaries=("final", "aubc"), metric="accuracy",
-                               higher_is_better=False)
-    assert [(c.b, c.metric) for c in got] == [("B", "final accuracy"), ("C", "final accuracy"),
-                                              ("B", "AUBC accuracy"), ("C", "AUBC accuracy")]
+    res = _results(
+        {
+            "A": [base - 0.05 + 0.001 * s for s in range(8)],
+            "B": [base + 0.001 * s for s in range(8)],
+            "C": [base - 0.06 + 0.002 * s for s in range(8)],
+        }
+    )
+    got = compare.compare_each(
+        res, "A", ["B", "C"], summaries=("final", "aubc"), metric="accuracy", higher_is_better=False
+    )
+    assert [(c.b, c.metric) for c in got] == [
+        ("B", "final accuracy"),
+        ("C", "final accuracy"),
+        ("B", "AUBC accuracy"),
+        ("C", "AUBC accuracy"),
+    ]
     want = compare.compare_curves(res, "A", "C", summary="aubc", higher_is_better=False)
     assert got[3].effect == pytest.approx(want.effect) and got[3].verdict == want.verdict
     assert got[0].verdict == compare.SUPPORTED and not got[0].higher_is_better
@@ -170,3 +184,63 @@ def test_short_form_names_b_effect_p_and_verdict():
 def test_interval_never_prints_minus_zero():
     c = compare.paired([0.5, 0.5 - 1e-17, 0.5], [0.5, 0.5, 0.5])
     assert "-0.0000" not in c.interval() and c.interval().startswith("+0.0000")
+
+
+# ---------------------------------------------------------------------------
+# verdict_tally and compare_with_lmm: one method against several, the paper's LMM test beside
+# ---------------------------------------------------------------------------
+def test_verdict_tally_counts_each_verdict():
+    up = compare.paired(np.arange(8) * 0.001 + 0.05, np.zeros(8))
+    down = compare.paired(np.zeros(8), np.arange(8) * 0.001 + 0.05)
+    tie = compare.paired(np.full(8, 0.5), np.full(8, 0.5))
+    assert compare.verdict_tally([up, up, down, tie]) == (
+        "supported against 2, contradicted against 1, not resolved against 1 of 4 methods"
+    )
+    with pytest.raises(ValueError, match="at least one"):
+        compare.verdict_tally([])
+
+
+def _noisy_results(n_seeds: int, n_steps: int, offsets: dict, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    curves = {
+        m: [np.linspace(0.5, 0.9, n_steps) + off + rng.normal(0, 0.01, n_steps) for _ in range(n_seeds)]
+        for m, off in offsets.items()
+    }
+    return _results(curves)
+
+
+def test_compare_with_lmm_is_compare_each_plus_the_lmm_and_its_aa_rate():
+    res = _noisy_results(8, 6, {"A": 0.05, "B": 0.0, "Random": 0.0})
+    got = compare.compare_with_lmm(res, "A", ["B", "Random"], summaries=("aubc", "final"), x="acquired_total")
+    want = compare.compare_each(res, "A", ["B", "Random"], summaries=("aubc", "final"), x="acquired_total")
+    assert [(c.b, c.metric, c.effect) for c in got.comparisons] == [(c.b, c.metric, c.effect) for c in want]
+    assert [c.b for c in got.of("aubc")] == ["B", "Random"] and all(
+        c.metric == "final accuracy" for c in got.of("final")
+    )
+    lrt = stats.lmm_lrt(res, "A", "B", metric="accuracy", group="step")
+    assert got.lmm["B"].effect == pytest.approx(lrt.effect) and got.lmm["B"].p_value == pytest.approx(lrt.p_value)
+    assert isinstance(got.aa, stats.AACalibration) and got.aa.method == "Random" and got.aa.n_seeds == 8
+    table = got.lmm_table()
+    assert list(table.index) == ["B", "Random"] and table.index.name == "A vs"
+    assert table.loc["B", "LMM: effect"] == pytest.approx(lrt.effect)
+    assert got.aa_sentence().startswith(
+        "on A/A runs (Random vs Random, different seeds) the LMM test calls p < 0.05 in "
+    )
+    assert got.aa_sentence().endswith(f"of {got.aa.n_splits} splits")
+    assert f"A vs B: effect {lrt.effect:+.4g}, p = {lrt.p_value:.2g}" in got.lmm_sentence()
+    assert list(got.table()["B"]) == ["B", "Random", "B", "Random"]
+    with pytest.raises(ValueError, match="summary must be"):
+        got.of("median")
+
+
+def test_compare_with_lmm_reports_what_it_cannot_fit_instead_of_raising():
+    res = _noisy_results(2, 1, {"A": 0.05, "Random": 0.0})  # 2 seeds: no A/A split; 1 step: no random intercept
+    got = compare.compare_with_lmm(res, "A", ["Random"], x="acquired_total")
+    assert isinstance(got.aa, str) and "at least 4 seeds" in got.aa
+    assert got.aa_sentence() == f"no A/A calibration ({got.aa})"
+    assert isinstance(got.lmm["Random"], str) and "not fitted" in got.lmm_sentence()
+    assert (
+        np.isnan(got.lmm_table().loc["Random", "LMM: effect"])
+        and not got.lmm_table().loc["Random", "LMM fits converged"]
+    )
+    assert compare.compare_with_lmm(res, "A", ["Random"], aa_method=None).aa == "not asked for"

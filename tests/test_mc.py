@@ -1,14 +1,15 @@
 """Tests of mcal_utils.mc: shapes, fixed-mask invariances, the shared trunk, agreement with the
-naive reference loop, restored state, seeding and input validation."""
+naive reference loop, restored state, seeding and input validation. Populations: tests/test_population.py."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import torch
 from torch import nn
 
 from mcal_utils import mc
@@ -185,8 +186,9 @@ def test_naive_and_fresh_t1_with_single_dropout_layer_match_in_law():
     lin = nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         lin.weight.fill_(1.0)
-    model = MCModel(trunk, nn.Sequential(Dropout(0.5), lin, nn.Flatten(0)), kind="regression", n_outputs=1,
-                    input_shape=(1,))
+    model = MCModel(
+        trunk, nn.Sequential(Dropout(0.5), lin, nn.Flatten(0)), kind="regression", n_outputs=1, input_shape=(1,)
+    )
     out = mc.predict(model, torch.ones(4000, 1), 1, random_state=0)
     assert set(out.unique().tolist()) == {0.0, 2.0}
     assert abs(float((out == 0).double().mean()) - 0.5) < 4 * math.sqrt(0.25 / 4000)
@@ -250,7 +252,7 @@ def test_input_validation():
     x = _x(model, 2)
     with pytest.raises(ValueError, match="T must be"):
         mc.predict(model, x, 0, random_state=0)
-    with pytest.raises(ValueError, match="T must be"):
+    with pytest.raises(TypeError, match="T must be an int"):
         mc.predict(model, x, 2.0, random_state=0)
     with pytest.raises(ValueError, match="masks"):
         mc.predict(model, x, 2, masks="shared", random_state=0)
@@ -260,8 +262,10 @@ def test_input_validation():
         mc.predict(model, x, 2, random_state=0, batch_size=0)
     with pytest.raises(ValueError, match="numpy array or a torch tensor"):
         mc.deterministic(model, [[0.0]])
-    with pytest.raises(ValueError, match="random_state"):
+    with pytest.raises(TypeError, match="random_state"):
         mc.predict(model, x, 2, random_state="seed")
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        mc.predict(model, x, 2, random_state=0, batch_size=True)
     with pytest.raises(ValueError, match="device"):
         if torch.cuda.is_available():
             raise ValueError("device check skipped: CUDA present")
@@ -302,8 +306,11 @@ def test_cuda_matches_cpu_for_fixed_masks():
 
 def test_outputs_are_plain_tensors():
     model = _model("mlp1d")
-    for out in (mc.predict(model, _x(model, 4), 3, random_state=0), mc.deterministic(model, _x(model, 4)),
-                mc.naive_predict(model, _x(model, 4), 3, random_state=0)):
+    for out in (
+        mc.predict(model, _x(model, 4), 3, random_state=0),
+        mc.deterministic(model, _x(model, 4)),
+        mc.naive_predict(model, _x(model, 4), 3, random_state=0),
+    ):
         assert not out.requires_grad and not out.is_inference()
         out += 1.0  # in-place use downstream must work
 
@@ -317,50 +324,7 @@ _REF_MLP = mc.predict(_MLP, _X_MLP, 5, masks="fixed", random_state=9)
 @given(n=st.integers(1, 16), batch_size=st.integers(1, 17), max_head=st.integers(1, 5000), seed=st.integers(0, 2**31))
 def test_property_fixed_masks_invariant_to_subset_order_and_chunks(n, batch_size, max_head, seed):
     idx = torch.randperm(16, generator=torch.Generator().manual_seed(seed))[:n]
-    out = mc.predict(_MLP, _X_MLP[idx], 5, masks="fixed", random_state=9, batch_size=batch_size,
-                     max_head_elements=max_head)
+    out = mc.predict(
+        _MLP, _X_MLP[idx], 5, masks="fixed", random_state=9, batch_size=batch_size, max_head_elements=max_head
+    )
     assert torch.allclose(out, _REF_MLP[idx], atol=1e-6, rtol=0)
-
-
-# ---------------------------------------------------------------------------
-# populations
-# ---------------------------------------------------------------------------
-POPULATION_ATOL = 1e-6  # float32 rounding of batched (grouped) kernels vs one model's kernels
-
-
-@pytest.mark.parametrize("name", ["deimos_mnist79", "kirillov_cnn", "mlp1d", "splicing_cnn"])
-@pytest.mark.parametrize("masks", ["fresh", "fixed"])
-@pytest.mark.parametrize("shared_inputs", [True, False])
-def test_predict_population_member_equals_predict(name, masks, shared_inputs):
-    kw = dict(image_size=8) if name == "kirillov_cnn" else {}
-    models = [build_model(name, seed=m, **kw) for m in range(3)]
-    xs = _x(models[0], 21) if shared_inputs else [_x(models[0], 21, seed=m) for m in range(3)]
-    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
-    opts = dict(masks=masks, batch_size=8, device="cpu", max_head_elements=500)
-    pop = mc.predict_population(models, xs, 4, random_states=[7, 8, np.random.default_rng(9)], **opts)
-    refs = [mc.predict(models[m], xs if shared_inputs else xs[m], 4, random_state=rs, **opts)
-            for m, rs in enumerate([7, 8, np.random.default_rng(9)])]
-    assert pop.shape == (3, *refs[0].shape) and pop.dtype == torch.float32
-    for m in range(3):
-        torch.testing.assert_close(pop[m], refs[m], rtol=0, atol=POPULATION_ATOL)
-    assert not torch.equal(pop[0], pop[1])
-    for model, state in zip(models, before):  # models untouched, dropout layers still off
-        assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-        assert all(layer.mode == "off" for layer in model.dropout_layers())
-
-
-def test_predict_population_log_probs_and_empty_and_validation():
-    models = [build_model("deimos_mnist79", seed=m) for m in range(2)]
-    x = _x(models[0], 5)
-    lp = mc.predict_population(models, x, 3, masks="fixed", random_states=[0, 1], device="cpu", log_probs=True)
-    p = mc.predict_population(models, x, 3, masks="fixed", random_states=[0, 1], device="cpu")
-    torch.testing.assert_close(lp.exp(), p, rtol=1e-5, atol=1e-6)
-    assert mc.predict_population(models, x[:0], 3, random_states=[0, 1], device="cpu").shape == (2, 0, 3, 2)
-    with pytest.raises(ValueError, match="random_states"):
-        mc.predict_population(models, x, 3, random_states=[0], device="cpu")
-    with pytest.raises(ValueError, match="architecture"):
-        mc.predict_population([models[0], build_model("deimos_mnist10", seed=0)], x, 3, random_states=[0, 1])
-    with pytest.raises(ValueError, match="one shape"):
-        mc.predict_population(models, [x, x[:4]], 3, random_states=[0, 1], device="cpu")
-    with pytest.raises(ValueError, match="masks"):
-        mc.predict_population(models, x, 3, masks="shared", random_states=[0, 1])

@@ -1,4 +1,5 @@
 """Tests of mcal_utils.metrics against hand-computed values and invariants."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -94,9 +95,13 @@ def test_acquisitions_to_threshold():
 
 def test_threshold_crossings_mean_and_per_seed_by_hand():
     budgets = [0, 1, 2, 3, 4]
-    curves = np.array([[0.90, 0.96, 0.95, 0.97, 0.98],    # seed 0 reaches .96 at 1
-                       [0.90, 0.93, 0.97, 0.96, 0.99],    # seed 1 at 2
-                       [0.90, 0.91, 0.92, 0.94, 0.97]])   # seed 2 at 4; mean .90 .9333 .9467 .9567 .98
+    curves = np.array(
+        [
+            [0.90, 0.96, 0.95, 0.97, 0.98],  # seed 0 reaches .96 at 1
+            [0.90, 0.93, 0.97, 0.96, 0.99],  # seed 1 at 2
+            [0.90, 0.91, 0.92, 0.94, 0.97],
+        ]
+    )  # seed 2 at 4; mean .90 .9333 .9467 .9567 .98
     out = metrics.threshold_crossings(budgets, curves, [0.95, 0.96, 0.99, 0.995])
     np.testing.assert_array_equal(out.mean_K, [3, 4, np.nan, np.nan])
     np.testing.assert_array_equal(out.per_seed_S_K, [[1, 1, np.nan, np.nan], [2, 2, 4, np.nan], [4, 4, np.nan, np.nan]])
@@ -125,8 +130,13 @@ def _plain_first_crossing(budgets, values, t, higher):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 4), st.integers(2, 12), st.lists(st.floats(0, 1), min_size=1, max_size=4),
-       st.booleans(), st.integers(0, 2**31 - 1))
+@given(
+    st.integers(1, 4),
+    st.integers(2, 12),
+    st.lists(st.floats(0, 1), min_size=1, max_size=4),
+    st.booleans(),
+    st.integers(0, 2**31 - 1),
+)
 def test_threshold_crossings_match_plain_loops(n_seeds, n_points, thresholds, higher, seed):
     rng = np.random.default_rng(seed)
     curves = np.round(rng.uniform(size=(n_seeds, n_points)), 2)
@@ -135,8 +145,9 @@ def test_threshold_crossings_match_plain_loops(n_seeds, n_points, thresholds, hi
     for k, t in enumerate(thresholds):
         np.testing.assert_array_equal(out.mean_K[k], _plain_first_crossing(budgets, curves.mean(0), t, higher))
         for s_ in range(n_seeds):
-            np.testing.assert_array_equal(out.per_seed_S_K[s_, k],
-                                          _plain_first_crossing(budgets, curves[s_], t, higher))
+            np.testing.assert_array_equal(
+                out.per_seed_S_K[s_, k], _plain_first_crossing(budgets, curves[s_], t, higher)
+            )
         legacy = metrics.acquisitions_to_threshold(budgets, curves, t, higher_is_better=higher)
         assert (legacy is None and np.isnan(out.mean_K[k])) or legacy == out.mean_K[k]
 
@@ -208,13 +219,16 @@ def test_reliability_curve_by_hand():
     assert rc2.counts_B[2] == 1
 
 
-@pytest.mark.parametrize("probs, labels", [
-    (np.array([[0.5, 0.6]]), np.array([0])),  # rows do not sum to 1
-    (np.array([0.5, 0.5]), np.array([0])),  # 1-D
-    (np.array([[0.5, 0.5]]), np.array([2])),  # label out of range
-    (np.array([[0.5, 0.5]]), np.array([0, 1])),  # shape mismatch
-    (np.array([[0.5, 0.5]]), np.array([0.5])),  # non-integer label
-])
+@pytest.mark.parametrize(
+    "probs, labels",
+    [
+        (np.array([[0.5, 0.6]]), np.array([0])),  # rows do not sum to 1
+        (np.array([0.5, 0.5]), np.array([0])),  # 1-D
+        (np.array([[0.5, 0.5]]), np.array([2])),  # label out of range
+        (np.array([[0.5, 0.5]]), np.array([0, 1])),  # shape mismatch
+        (np.array([[0.5, 0.5]]), np.array([0.5])),  # non-integer label
+    ],
+)
 def test_calibration_validation(probs, labels):
     with pytest.raises(ValueError):
         metrics.expected_calibration_error(probs, labels)
@@ -237,14 +251,45 @@ def test_class_balance_by_hand():
     assert ref.total_variation == pytest.approx(0.0)
 
 
-@pytest.mark.parametrize("labels, n, ref, match", [
-    (np.array([0, 2]), 2, None, "lie in"),
-    (np.array([0.5, 1.0]), 2, None, "integer"),
-    (np.zeros((2, 2), int), 2, None, "1-D"),
-    (np.array([0, 1]), 1, None, "n_classes"),
-    (np.array([0, 1]), 2, [0.6, 0.6], "reference_C"),
-])
+@pytest.mark.parametrize(
+    "labels, n, ref, match",
+    [
+        (np.array([0, 2]), 2, None, "lie in"),
+        (np.array([0.5, 1.0]), 2, None, "integer"),
+        (np.zeros((2, 2), int), 2, None, "1-D"),
+        (np.array([0, 1]), 1, None, "n_classes"),
+        (np.array([0, 1]), 2, [0.6, 0.6], "reference_C"),
+    ],
+)
 def test_class_balance_validation(labels, n, ref, match):
     with pytest.raises(ValueError, match=match):
         metrics.class_balance(labels, n, reference_C=ref)
 
+
+def test_prediction_quality_by_hand():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], dtype=np.float32)
+    labels = np.array([0, 1, 1, 0])
+    q = metrics.prediction_quality(probs, labels)
+    assert q.accuracy == 0.5
+    conf = np.mean([0.9, 0.8, 0.6, 0.7])
+    assert q.overconfidence == pytest.approx(conf - 0.5, abs=1e-6)
+    assert q.nll == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4, 0.3])), rel=1e-6)
+    assert q.ece == metrics.expected_calibration_error(probs, labels)
+    zero = metrics.prediction_quality(np.array([[1.0, 0.0]]), np.array([1]))
+    assert zero.nll == pytest.approx(-np.log(1e-12))  # clipped, not infinite
+    with pytest.raises(ValueError):
+        metrics.prediction_quality(probs, labels[:3])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 50), st.integers(2, 6), st.integers(0, 2**32 - 1))
+def test_prediction_quality_invariants(n, c, seed):
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(c), size=n)
+    labels = rng.integers(0, c, n)
+    q = metrics.prediction_quality(probs, labels)
+    assert 0.0 <= q.accuracy <= 1.0 and 0.0 <= q.ece <= 1.0 and q.nll >= 0.0
+    assert -1.0 <= q.overconfidence <= 1.0
+    # a perfectly confident, always-right predictor: accuracy 1, no over-confidence, no loss
+    perfect = metrics.prediction_quality(np.eye(c)[labels], labels)
+    assert perfect.accuracy == 1.0 and perfect.overconfidence == 0.0 and perfect.nll == pytest.approx(0.0)

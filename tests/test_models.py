@@ -1,4 +1,5 @@
 """Tests of mcal_utils.models: architectures, Concrete Dropout, dropout modes."""
+
 from __future__ import annotations
 
 import copy
@@ -8,19 +9,28 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
-from mcal_utils import models
+from mcal_utils import mc, models
+from mcal_utils.acquisition import deimos
 from mcal_utils.models import (
     MODEL_NAMES,
     ConcreteDropout,
     Dropout,
     MCDropoutBase,
     MCModel,
+    PatchedModel,
     build_model,
+    check_same_architecture,
+    external_masks,
+    layer_seeds,
     mc_mode,
+    patch_dropout,
     set_dropout_mode,
 )
+from mcal_utils.training import TrainConfig, fit
 
 torch.set_num_threads(1)
 
@@ -80,8 +90,12 @@ def test_build_model_rejects_bad_names_and_kwargs():
         build_model("deimos_mnist10", seed=0, filters=3)
     with pytest.raises(ValueError, match="dropout"):
         build_model("kirillov_cnn", seed=0, dropout="gaussian")
-    with pytest.raises(ValueError, match="random_state|non-negative"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
         build_model("mlp1d", seed=-1)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        build_model("mlp1d", seed=1.0)
+    a, b = build_model("mlp1d", seed=np.random.default_rng(3)), build_model("mlp1d", seed=np.random.default_rng(3))
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
 
 
 def test_kirillov_cnn_parameter_count_matches_table1():
@@ -89,8 +103,15 @@ def test_kirillov_cnn_parameter_count_matches_table1():
     dense = lambda d_in, d_out: d_in * d_out + d_out  # noqa: E731
     bn = lambda c: 2 * c  # noqa: E731  (gamma, beta; running stats are buffers)
     expected_weights = (
-        conv(1, 32, 3) + bn(32) + conv(32, 32, 3) + bn(32) + conv(32, 64, 3) + bn(64)
-        + dense(64 * 4 * 4, 128) + dense(128, 32) + dense(32, 10)
+        conv(1, 32, 3)
+        + bn(32)
+        + conv(32, 32, 3)
+        + bn(32)
+        + conv(32, 64, 3)
+        + bn(64)
+        + dense(64 * 4 * 4, 128)
+        + dense(128, 32)
+        + dense(32, 10)
     )
     concrete = build_model("kirillov_cnn", seed=0)
     fixed = build_model("kirillov_cnn", seed=0, dropout="fixed", p=0.2)
@@ -179,8 +200,10 @@ def _tiny_concrete_model(p1=0.3, p2=0.6, scale_by_n=None) -> MCModel:
         torch.manual_seed(0)
         trunk = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
         head = nn.Sequential(
-            ConcreteDropout(3, init_p=p1, scale_by_n=scale_by_n), nn.Sequential(nn.Linear(3, 4), nn.ReLU()),
-            ConcreteDropout(4, init_p=p2, scale_by_n=scale_by_n), nn.Linear(4, 2),
+            ConcreteDropout(3, init_p=p1, scale_by_n=scale_by_n),
+            nn.Sequential(nn.Linear(3, 4), nn.ReLU()),
+            ConcreteDropout(4, init_p=p2, scale_by_n=scale_by_n),
+            nn.Linear(4, 2),
         )
     return MCModel(trunk, head, kind="classification", n_outputs=2, input_shape=(2,))
 
@@ -346,11 +369,17 @@ def test_configure_validation():
         layer.configure("fixed", n_masks=3)
     with pytest.raises(ValueError, match="n_masks"):
         layer.configure("fixed", n_masks=0, seed=1)
+    with pytest.raises(TypeError, match="n_masks must be an int"):
+        layer.configure("fixed", n_masks=True, seed=1)
     with pytest.raises(ValueError, match="n_masks"):
         layer.configure("fresh", n_masks=3, seed=1)
     model = build_model("mlp1d", seed=0)
     with pytest.raises(ValueError, match="random_state"):
         set_dropout_mode(model, "fixed", n_masks=3)
+    with pytest.raises(TypeError, match="random_state"):
+        set_dropout_mode(model, "fresh", random_state="7")
+    with pytest.raises(TypeError, match="scale_by_n must be an int"):
+        ConcreteDropout(3, scale_by_n=2.5)
     with pytest.raises(ValueError, match="mode"):
         set_dropout_mode(model, "sometimes")
 
@@ -375,6 +404,83 @@ def test_layer_seeds_are_distinct_and_reproducible():
     set_dropout_mode(model, "fixed", n_masks=2, random_state=np.random.default_rng(0))
     set_dropout_mode(model, "fixed", n_masks=2, random_state=7)
     assert [m._seed for m in model.dropout_layers()] == seeds and len(set(seeds)) == 2
+
+
+def test_layer_seeds_come_from_one_seed_sequence():
+    seeds = layer_seeds(7, 3)
+    words = np.random.SeedSequence(7).generate_state(3, dtype=np.uint64)
+    assert seeds == [int(w) & (2**63 - 1) for w in words] and layer_seeds(7, 0) == []
+    assert layer_seeds(7, 2) == seeds[:2]
+
+
+def test_check_same_architecture():
+    a, b = build_model("mlp1d", seed=0), build_model("mlp1d", seed=1)
+    assert check_same_architecture([a, b]) is a
+    with pytest.raises(ValueError, match=r"models\[1\] does not have the architecture"):
+        check_same_architecture([a, build_model("mlp1d", seed=0, hidden=8)])
+
+
+# ---------------------------------------------------------------------------
+# Masks from outside: MCDropoutBase.mask_source / external_masks
+# ---------------------------------------------------------------------------
+def test_mask_source_gives_the_factor_in_fresh_and_training_mode():
+    layer = Dropout(0.5).eval()
+    x = torch.arange(12.0).reshape(3, 4)
+    asked = []
+
+    def source(lay, shape, device):
+        asked.append((lay, shape, device))
+        return torch.full(shape, 2.0, device=device)
+
+    layer.configure("fresh")
+    with external_masks([layer], source):
+        assert layer.mask_source is source
+        assert torch.equal(layer(x), 2 * x)
+        layer.train()
+        assert torch.equal(layer(x), 2 * x)
+    assert asked == [(layer, (3, 4), x.device)] * 2
+    assert layer.mask_source is None
+    layer.configure("off")
+    layer.eval()
+    with external_masks([layer], source):
+        assert torch.equal(layer(x), x) and len(asked) == 2  # mode "off" never asks
+
+
+def test_mask_source_gives_the_bank_in_fixed_mode():
+    layer = Dropout(0.5, channelwise=True).eval()
+    layer.configure("fixed", n_masks=2, seed=0)
+    x = torch.ones(2 * 3, 4, 5)  # J = 2 blocks of B = 3 inputs, 4 channels
+    factor_J = torch.tensor([1.0, 0.0]).reshape(2, 1, 1).expand(2, 4, 1)  # (J, *noise_shape)
+    asked = []
+    with external_masks([layer], lambda lay, shape, device: asked.append(shape) or factor_J):
+        out = layer(x)
+    assert asked == [(2, 4, 1)]
+    assert torch.equal(out[:3], x[:3]) and torch.equal(out[3:], torch.zeros_like(x[3:]))
+
+
+def test_mask_source_replaying_the_layer_draws_equals_its_own_masks():
+    """A source that draws what the layer would draw and applies ``fresh_factor`` reproduces the
+    layer's own fresh masks bit for bit (the population engine relies on it)."""
+    model = build_model("kirillov_cnn", seed=0, image_size=8)
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    seeds = dict(zip(map(id, model.dropout_layers()), layer_seeds(11, len(model.dropout_layers()))))
+    gens = {i: torch.Generator().manual_seed(s) for i, s in seeds.items()}
+
+    def replay(layer, shape, device):
+        return layer.fresh_factor(torch.rand(shape, generator=gens[id(layer)], device=device))
+
+    with torch.no_grad(), mc_mode(model, "fresh", random_state=11):
+        own = model(x)
+    with torch.no_grad(), mc_mode(model, "fresh"), external_masks(model.dropout_layers(), replay):
+        fed = model(x)
+    assert torch.equal(own, fed)
+
+
+def test_copies_drop_the_mask_source():
+    layer = Dropout(0.2)
+    layer.mask_source = lambda lay, shape, device: torch.ones(shape)
+    assert copy.deepcopy(layer).mask_source is None
+    assert layer.mask_source is not None
 
 
 def test_fresh_mode_with_seed_is_reproducible_and_leaves_global_rng():
@@ -404,21 +510,23 @@ def test_deepcopy_and_pickle_after_sampling():
 # ---------------------------------------------------------------------------
 # Bring your own model: patch_dropout
 # ---------------------------------------------------------------------------
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from mcal_utils import mc  # noqa: E402
-from mcal_utils.models import PatchedModel, patch_dropout  # noqa: E402
-
-
 def _own_cnn(p2d: float = 0.25, p: float = 0.5, n_classes: int = 10) -> nn.Sequential:
     """A torchvision-free CNN as a user would write it, with plain torch dropout."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         return nn.Sequential(
-            nn.Conv2d(1, 6, 3), nn.ReLU(), nn.BatchNorm2d(6), nn.MaxPool2d(2),
-            nn.Dropout2d(p2d), nn.Conv2d(6, 8, 3), nn.ReLU(), nn.Flatten(),
-            nn.Linear(8 * 2 * 2, 16), nn.ReLU(), nn.Dropout(p), nn.Linear(16, n_classes),
+            nn.Conv2d(1, 6, 3),
+            nn.ReLU(),
+            nn.BatchNorm2d(6),
+            nn.MaxPool2d(2),
+            nn.Dropout2d(p2d),
+            nn.Conv2d(6, 8, 3),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(8 * 2 * 2, 16),
+            nn.ReLU(),
+            nn.Dropout(p),
+            nn.Linear(16, n_classes),
         )
 
 
@@ -451,8 +559,12 @@ def test_patch_dropout_replaces_layers_and_finds_the_trunk():
 
 
 @settings(max_examples=25, deadline=None)
-@given(widths=st.lists(st.integers(1, 6), min_size=1, max_size=4), cut=st.integers(0, 3),
-       nested=st.booleans(), seed=st.integers(0, 2**31 - 1))
+@given(
+    widths=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    cut=st.integers(0, 3),
+    nested=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_patched_split_equals_the_original_forward(widths, cut, nested, seed):
     """trunk + head in eval with dropout off = the user's network in eval, bit for bit."""
     cut = min(cut, len(widths) - 1)
@@ -467,7 +579,11 @@ def test_patched_split_equals_the_original_forward(widths, cut, nested, seed):
             layers += [nn.Linear(d_in, w), nn.Tanh()]
             d_in = w
         layers.append(nn.Linear(d_in, 2))
-    net = nn.Sequential(nn.Sequential(*layers[:cut * 2 + 1]), *layers[cut * 2 + 1:]) if nested else nn.Sequential(*layers)
+    net = (
+        nn.Sequential(nn.Sequential(*layers[: cut * 2 + 1]), *layers[cut * 2 + 1 :])
+        if nested
+        else nn.Sequential(*layers)
+    )
     model = patch_dropout(net, input_shape=(3,))
     assert len([m for m in model.trunk.modules() if isinstance(m, nn.Linear)]) == cut
     x = torch.randn(7, 3, generator=g)
@@ -481,8 +597,10 @@ def test_patched_split_equals_the_original_forward(widths, cut, nested, seed):
 @given(p=st.floats(0.05, 0.9), channels=st.integers(1, 5), size=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
 def test_patched_dropout2d_masks_whole_channels(p, channels, size, seed):
     """nn.Dropout2d -> one Bernoulli draw per (input, channel), scaled by 1 / (1 - p)."""
-    model = patch_dropout(nn.Sequential(nn.Dropout2d(p), nn.Flatten(), nn.Linear(channels * size * size, 2)),
-                          input_shape=(channels, size, size))
+    model = patch_dropout(
+        nn.Sequential(nn.Dropout2d(p), nn.Flatten(), nn.Linear(channels * size * size, 2)),
+        input_shape=(channels, size, size),
+    )
     layer = model.dropout_layers()[0]
     x = torch.rand(6, channels, size, size, dtype=torch.float64) + 0.5
     with mc_mode(model, "fresh", random_state=seed):
@@ -532,32 +650,33 @@ def test_patched_module_without_sequential_has_no_trunk_and_hooks_features():
 
 
 def test_patched_model_trains_and_runs_deimos():
-    from mcal_utils.acquisition import deimos
-    from mcal_utils.training import TrainConfig, fit
-
     model = patch_dropout(_own_cnn(n_classes=2), input_shape=(1, 10, 10))
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(12, 1, 10, 10, generator=g), torch.arange(12) % 2
-    result = fit(model, x, y, config=TrainConfig(optimizer="adam", epochs=2, batch_size=4, checkpoint="last"),
-                 random_state=0)
+    result = fit(
+        model, x, y, config=TrainConfig(optimizer="adam", epochs=2, batch_size=4, checkpoint="last"), random_state=0
+    )
     preds_J_S_C = mc.predict(result.model, x, 5, masks="fixed", random_state=0).transpose(0, 1)
     batch = deimos(preds_J_S_C, 3, 1e-3)
     assert len(batch) == 3 and model.features(x).shape == (12, 16)
 
 
-@pytest.mark.parametrize("net, kwargs, message", [
-    (nn.Sequential(nn.Linear(3, 2)), {}, "no dropout layer"),
-    (nn.Sequential(nn.Linear(3, 4), nn.AlphaDropout(0.2), nn.Linear(4, 2)), {}, "AlphaDropout"),
-    (nn.Sequential(nn.Linear(3, 4), nn.Dropout(1.0), nn.Linear(4, 2)), {}, r"p=1.0"),
-    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2), nn.Softmax(dim=1)), {}, "logits"),
-    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 1)), {}, "kind='regression'"),
-    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(kind="regression"), r"\(B,\) or \(B, 1\)"),
-    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(input_shape=(0,)), "input_shape"),
-    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(kind="ordinal"), "kind must be one of"),
-    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(trunk="first"), "trunk must be"),
-    (nn.Dropout(0.2), {}, "not the layer itself"),
-    (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(input_shape=(4,)), "input_shape=\\(4,\\)"),
-])
+@pytest.mark.parametrize(
+    "net, kwargs, message",
+    [
+        (nn.Sequential(nn.Linear(3, 2)), {}, "no dropout layer"),
+        (nn.Sequential(nn.Linear(3, 4), nn.AlphaDropout(0.2), nn.Linear(4, 2)), {}, "AlphaDropout"),
+        (nn.Sequential(nn.Linear(3, 4), nn.Dropout(1.0), nn.Linear(4, 2)), {}, r"p=1.0"),
+        (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2), nn.Softmax(dim=1)), {}, "logits"),
+        (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 1)), {}, "kind='regression'"),
+        (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(kind="regression"), r"\(B,\) or \(B, 1\)"),
+        (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(input_shape=(0,)), "input_shape"),
+        (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(kind="ordinal"), "kind must be one of"),
+        (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(trunk="first"), "trunk must be"),
+        (nn.Dropout(0.2), {}, "not the layer itself"),
+        (nn.Sequential(nn.Dropout(0.2), nn.Linear(3, 2)), dict(input_shape=(4,)), "input_shape=\\(4,\\)"),
+    ],
+)
 def test_patch_dropout_refuses_with_a_clear_message(net, kwargs, message):
     kwargs = dict(dict(input_shape=(3,)), **kwargs)
     with pytest.raises(ValueError, match=message):

@@ -1,4 +1,5 @@
 """Tests of mcal_utils.optimality (DEIMOS Appendix A): greedy vs exhaustive batches."""
+
 import importlib
 from itertools import combinations
 
@@ -33,7 +34,7 @@ def test_appendix_a_example_by_hand():
     # after conditioning on point 2 (index 1): V - v v^T / 2 with v = (3, 2, 3)
     # -> [[4.5, 0, -2.5], [0, 0, 0], [-2.5, 0, 4.5]]; score of 0 or 2 = (4.5^2 + 2.5^2) / 4.5
     assert g.indices[1] in (0, 2)
-    assert g.gains[1] == pytest.approx((4.5 ** 2 + 2.5 ** 2) / 4.5)
+    assert g.gains[1] == pytest.approx((4.5**2 + 2.5**2) / 4.5)
     assert g.total == pytest.approx(11 + 26.5 / 4.5)  # 16.888...
     assert round(g.total, 1) == 16.9
     # optimum {1, 3}: A = [[9, 2], [2, 9]], A^{-1} = [[9, -2], [-2, 9]] / 77
@@ -46,7 +47,9 @@ def test_appendix_a_example_by_hand():
     assert opt.exhaustive_best(V, 2, method="cholesky").total == pytest.approx(best.total)
 
 
-@pytest.mark.parametrize("n, b, s", [(6, 1, 3), (6, 2, 50), (7, 3, 3), (8, 4, 2), (8, 4, 20), (9, 5, 4), (6, 6, 3), (7, 6, 5)])
+@pytest.mark.parametrize(
+    "n, b, s", [(6, 1, 3), (6, 2, 50), (7, 3, 3), (8, 4, 2), (8, 4, 20), (9, 5, 4), (6, 6, 3), (7, 6, 5)]
+)
 @pytest.mark.parametrize("method", ["tree", "cholesky"])
 def test_exhaustive_matches_itertools_loop(n, b, s, method):
     V = _random_cov(n, s, seed=n * 100 + b * 10 + s)
@@ -104,13 +107,32 @@ def test_simulate_ratios_and_determinism():
     assert np.all(r1.greedy_is_optimal_T)
 
 
+def test_simulation_trial_covariance_rebuilds_each_trial():
+    r = opt.simulate(8, 2, 3, 4, random_state=np.random.default_rng(7))
+    for t in range(4):
+        V = opt.simulation_trial_covariance(8, 3, t, 7)
+        g = opt.greedy_trace_reduction(V, 2)
+        best = opt.exhaustive_best(V, 2, method="cholesky")
+        assert g.total == r.greedy_T[t]
+        assert g.total / max(best.total, g.total) == pytest.approx(r.ratios_T[t], rel=1e-12)
+    with pytest.raises(ValueError):
+        opt.simulation_trial_covariance(8, 3, -1, 7)
+
+
 def test_paper_tables_cover_the_nine_configurations():
     assert len(opt.PAPER_CONFIGS) == 9 and set(opt.PAPER_CONFIGS) == set(opt.PAPER_RESULTS)
     assert all(min_r > 0.97 for _, min_r in opt.PAPER_RESULTS.values())
 
 
-@pytest.mark.parametrize("V", [np.ones((2, 3)), np.array([[1.0, 2.0], [0.0, 1.0]]), np.array([[1.0, 2.0], [2.0, 1.0]]),
-                               np.array([[np.nan, 0.0], [0.0, 1.0]])])
+@pytest.mark.parametrize(
+    "V",
+    [
+        np.ones((2, 3)),
+        np.array([[1.0, 2.0], [0.0, 1.0]]),
+        np.array([[1.0, 2.0], [2.0, 1.0]]),
+        np.array([[np.nan, 0.0], [0.0, 1.0]]),
+    ],
+)
 def test_bad_covariance(V):
     with pytest.raises(ValueError):
         opt.greedy_trace_reduction(V, 1)
@@ -120,10 +142,10 @@ def test_bad_covariance(V):
 
 def test_bad_arguments():
     V = opt.appendix_a_example()
-    for b in (0, 4, 1.5, True):
-        with pytest.raises(ValueError):
+    for b, error in ((0, ValueError), (4, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error):
             opt.greedy_trace_reduction(V, b)
-        with pytest.raises(ValueError):
+        with pytest.raises(error):
             opt.exhaustive_best(V, b)
     with pytest.raises(ValueError):
         opt.exhaustive_best(V, 2, method="magic")
@@ -143,8 +165,10 @@ def _deimos_from_covariance():
     return getattr(mod, "deimos_from_covariance", None)
 
 
-@pytest.mark.skipif(_deimos_from_covariance() is None,
-                    reason="mcal_utils.acquisition.deimos_from_covariance does not exist yet (acquisition/deimos.py)")
+@pytest.mark.skipif(
+    _deimos_from_covariance() is None,
+    reason="mcal_utils.acquisition.deimos_from_covariance does not exist yet (acquisition/deimos.py)",
+)
 @pytest.mark.parametrize("seed", range(5))
 def test_greedy_matches_acquisition_deimos(seed):
     V = _random_cov(40, 6, seed)
@@ -154,8 +178,10 @@ def test_greedy_matches_acquisition_deimos(seed):
     np.testing.assert_allclose(np.asarray(batch.scores), ours.gains, rtol=1e-9)
 
 
-@pytest.mark.skipif(_deimos_from_covariance() is None,
-                    reason="mcal_utils.acquisition.deimos_from_covariance does not exist yet (acquisition/deimos.py)")
+@pytest.mark.skipif(
+    _deimos_from_covariance() is None,
+    reason="mcal_utils.acquisition.deimos_from_covariance does not exist yet (acquisition/deimos.py)",
+)
 def test_appendix_a_example_matches_acquisition_deimos():
     V = opt.appendix_a_example()
     batch = _deimos_from_covariance()(V, 2)

@@ -156,3 +156,13 @@ def test_settings_are_read_only():
         s.n_show = 3
     with pytest.raises(AttributeError, match="no setting 'nope'"):
         s.nope
+
+
+def test_an_optional_profile_is_refused_where_a_notebook_lacks_it(monkeypatch):
+    lacking = [nb for nb, entry in profiles.NOTEBOOKS.items() if "long" not in entry]
+    assert lacking, "every notebook has a long profile: pick another way to test the refusal"
+    with pytest.raises(ValueError, match=rf"{lacking[0]} has no 'long' profile"):
+        profiles.resolve(lacking[0], "long")
+    monkeypatch.setitem(profiles.NOTEBOOKS, "zz_test", {**profiles.NOTEBOOKS[lacking[0]], "bogus": {}})
+    with pytest.raises(ValueError, match="may add"):
+        profiles.validate_all()

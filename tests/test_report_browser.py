@@ -7,9 +7,11 @@ images, a notebook page without a link back to the index. Set ``MCAL_SCREENSHOTS
 a PNG of every page. Without Chromium the test is skipped with the install command.
 Run as a script to check a built report: `python tests/test_report_browser.py reports [screenshots/]`.
 """
+
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from mcal_utils import report
+from mcal_utils.report import cli, mathjax, pages, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 # Cheap under `smoke`, and between them: tables, display maths, \text{}, $ in prose, figures.
@@ -60,14 +62,20 @@ PAGE_CHECKS = r"""
     if (typeset && !(html_css && html_css.fontInUse === "STIX-Web" && !html_css.imgFonts))
       problems.push("MathJax fell back from the STIX-Web web font: " + (html_css && html_css.fontInUse));
     for (const m of document.querySelectorAll(".MathJax, .MathJax_Display")) {
-      if (m.textContent.includes("\\")) { problems.push("literal backslash in typeset maths: " + m.textContent.slice(0, 60)); break; }
+      if (m.textContent.includes("\\")) {
+        problems.push("literal backslash in typeset maths: " + m.textContent.slice(0, 60));
+        break;
+      }
     }
     // prose between two stray $: the TeX source (kept by MathJax) has 3+ plain words outside \text{}
     for (const src of document.querySelectorAll('script[type^="math/tex"]')) {
       const bare = src.textContent.replace(/\\(text|mathrm|operatorname|textrm|mbox)\{[^}]*\}/g, " ")
                                   .replace(/\\[A-Za-z]+/g, " ").replace(/\{[a-z]+\*?\}/g, " ");
       const words = bare.match(/\b[a-z]{3,}\b/g) || [];
-      if (words.length >= 3) { problems.push("prose typeset as maths (a literal $?): " + src.textContent.slice(0, 60)); break; }
+      if (words.length >= 3) {
+        problems.push("prose typeset as maths (a literal $?): " + src.textContent.slice(0, 60));
+        break;
+      }
     }
   }
   const skip = ["SCRIPT", "STYLE", "CODE", "PRE", "TEXTAREA", "NOSCRIPT"];
@@ -84,7 +92,10 @@ PAGE_CHECKS = r"""
   const tex = /\\[A-Za-z]{2,}|[_^]\{|\$\$/;
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const m = n.textContent.match(tex);
-    if (m) { problems.push("raw TeX outside code: …" + n.textContent.slice(Math.max(0, m.index - 30), m.index + 40)); break; }
+    if (m) {
+      problems.push("raw TeX outside code: …" + n.textContent.slice(Math.max(0, m.index - 30), m.index + 40));
+      break;
+    }
   }
   return problems;
 })()
@@ -141,13 +152,29 @@ class DevTools:
 def launch_chromium(binary: str, profile_dir: Path) -> tuple[subprocess.Popen, str]:
     """Start headless Chromium offline; return (process, websocket URL of its first page)."""
     proc = subprocess.Popen(
-        [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-         '--host-resolver-rules=MAP * ~NOTFOUND', "--allow-file-access-from-files",
-         "--remote-debugging-port=0", f"--user-data-dir={profile_dir}", "--window-size=1280,900",
-         "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            binary,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--disable-extensions",
+            "--mute-audio",
+            "--hide-scrollbars",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--allow-file-access-from-files",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile_dir}",
+            "--window-size=1280,900",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     port_file = profile_dir / "DevToolsActivePort"
     deadline = time.monotonic() + 30
     while not port_file.is_file() or len(port_file.read_text().splitlines()) < 2:
@@ -167,8 +194,10 @@ def check_page(tab: DevTools, url: str, screenshot: Path | None = None) -> list[
     tab.send("Page.navigate", url=url)
     tab.wait_for("Page.loadEventFired", time.monotonic() + PAGE_TIMEOUT_S)
     # wait until MathJax has typeset everything (its queue runs our callback last)
-    tab.evaluate("new Promise(done => window.MathJax && MathJax.Hub ? MathJax.Hub.Queue(() => done(true)) "
-                 ": done(false))", await_promise=True)
+    tab.evaluate(
+        "new Promise(done => window.MathJax && MathJax.Hub ? MathJax.Hub.Queue(() => done(true)) : done(false))",
+        await_promise=True,
+    )
     tab.evaluate("document.fonts.ready.then(() => true)", await_promise=True)
     # lazy images below the fold load only when scrolled to: load every image now (10 s at most), so that
     # a missing file is told apart from one not yet loaded
@@ -188,12 +217,17 @@ def check_page(tab: DevTools, url: str, screenshot: Path | None = None) -> list[
                 problems.append(f"failed request ({params.get('errorText')}) {failed}")
         elif method == "Runtime.exceptionThrown":
             details = params["exceptionDetails"]
-            problems.append(f"script error: {details.get('text')} "
-                            f"{details.get('exception', {}).get('description', '')[:120]}")
+            problems.append(
+                f"script error: {details.get('text')} {details.get('exception', {}).get('description', '')[:120]}"
+            )
     if screenshot is not None:
         height = tab.evaluate("Math.min(document.documentElement.scrollHeight, 6000)")
-        shot = tab.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                        clip={"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1})
+        shot = tab.send(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": 1280, "height": height, "scale": 1},
+        )
         screenshot.write_bytes(base64.b64decode(shot["data"]))
     return problems
 
@@ -234,22 +268,31 @@ def smoke_report(tmp_path_factory):
         pytest.skip(f"the browser test needs Chromium; {INSTALL_HINT}")
     out = tmp_path_factory.mktemp("report")
     bench = ROOT / "reports" / "benchmarks.md"
-    code = report.main(["--profile", "smoke", "--notebooks", str(ROOT / "notebooks"), "--out", str(out),
-                        "--only", *BROWSER_NOTEBOOKS] + (["--benchmarks", str(bench)] if bench.is_file() else []))
+    code = cli.main(
+        ["--profile", "smoke", "--notebooks", str(ROOT / "notebooks"), "--out", str(out), "--only", *BROWSER_NOTEBOOKS]
+        + (["--benchmarks", str(bench)] if bench.is_file() else [])
+    )
     assert code == 0, f"the smoke report failed to build; see {out / 'run.json'}"
+    # a long-profile build of the last notebook (its row, relabelled): the index shows its link too
+    built = runs.read_run(out)
+    long_row = dataclasses.replace(built.notebooks[-1], profile="long", predicted_s=3600.0)
+    runs.write_run(out / runs.LONG_DIR, dataclasses.replace(built, profile="long", notebooks=[long_row]))
+    assert cli.main(["--index-only", "--notebooks", str(ROOT / "notebooks"), "--out", str(out)]) == 0
+    assert f'href="long/{long_row.html}"' in (out / "index.html").read_text()
     return out
 
 
 @pytest.mark.slow
 def test_every_page_passes_offline_in_chromium(smoke_report):
-    pages = {p.name for p in smoke_report.glob("*.html")}
-    assert "index.html" in pages and {f"{p}.html" for p in _built_notebooks(smoke_report)} <= pages
+    built_pages = {p.name for p in smoke_report.glob("*.html")}
+    assert "index.html" in built_pages and {f"{p}.html" for p in _built_notebooks(smoke_report)} <= built_pages
     shots = os.environ.get("MCAL_SCREENSHOTS")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
     failures = check_report(smoke_report, Path(shots) if shots else None)
     assert not failures, "pages with problems:\n" + "\n".join(
-        f"{page}:\n  " + "\n  ".join(problems) for page, problems in failures.items())
+        f"{page}:\n  " + "\n  ".join(problems) for page, problems in failures.items()
+    )
 
 
 def _built_notebooks(folder: Path) -> list[str]:
@@ -260,16 +303,26 @@ def test_the_checks_catch_broken_pages(tmp_path):
     """The checker itself fails on a broken page (else a passing report proves nothing)."""
     if _chromium() is None:
         pytest.skip(f"the browser test needs Chromium; {INSTALL_HINT}")
-    url = report.install_mathjax(tmp_path)
+    url = mathjax.install_mathjax(tmp_path)
     (tmp_path / "index.html").write_text("<html><body>fine</body></html>")
-    bad = report._page("bad", '<p>raw \\frac{a}{b} here, maths $\\text{max\\_angle}$</p>'
-                              '<p>Set $MCAL_OFFLINE=1 and then point $MCAL_DATA_DIR elsewhere.</p>'
-                              '<img src="missing.png"><script src="https://example.org/x.js"></script>', url)
+    bad = pages.render_page(
+        "bad",
+        "<p>raw \\frac{a}{b} here, maths $\\text{max\\_angle}$</p>"
+        "<p>Set $MCAL_OFFLINE=1 and then point $MCAL_DATA_DIR elsewhere.</p>"
+        '<img src="missing.png"><script src="https://example.org/x.js"></script>',
+        url,
+    )
     (tmp_path / "bad.html").write_text(bad)
     problems = " | ".join(check_report(tmp_path)["bad.html"])
-    for expected in ("broken image missing.png", "no link back to index.html", "network request https://example.org",
-                     "raw TeX outside code", "literal backslash in typeset maths", "failed request",
-                     "prose typeset as maths"):
+    for expected in (
+        "broken image missing.png",
+        "no link back to index.html",
+        "network request https://example.org",
+        "raw TeX outside code",
+        "literal backslash in typeset maths",
+        "failed request",
+        "prose typeset as maths",
+    ):
         assert expected in problems, f"{expected!r} not reported; got: {problems}"
 
 

@@ -1,11 +1,17 @@
 """Tests of mcal_utils.stats: DEIMOS's LMM likelihood-ratio test and the paired seed test."""
+
 import itertools
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import optimize, stats as sps
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import optimize
+from scipy import stats as sps
+from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
+from statsmodels.stats.multitest import multipletests
 
 from mcal_utils import metrics, stats
 
@@ -13,8 +19,12 @@ from mcal_utils import metrics, stats
 def _balanced(n_iter=10, n_seeds=3, effect=0.3, sd_iter=1.0, sd_noise=0.5, seed=0):
     rng = np.random.default_rng(seed)
     u = rng.normal(0.0, sd_iter, n_iter)
-    rows = [dict(method=m, seed=s, iteration=i, metric=u[i] + off + rng.normal(0.0, sd_noise))
-            for m, off in (("A", effect), ("B", 0.0)) for s in range(n_seeds) for i in range(n_iter)]
+    rows = [
+        dict(method=m, seed=s, iteration=i, metric=u[i] + off + rng.normal(0.0, sd_noise))
+        for m, off in (("A", effect), ("B", 0.0))
+        for s in range(n_seeds)
+        for i in range(n_iter)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -40,7 +50,7 @@ def _ml_closed_form(y, g, x=None):
     if x is not None:
         beta = y[x == 1].mean() - y[x == 0].mean()
         resid = resid - beta * (x - 0.5)
-    ssw = np.sum(resid ** 2)
+    ssw = np.sum(resid**2)
     ssb = m * np.sum((groups.mean().to_numpy() - y.mean()) ** 2)
     s2, lam = ssw / (n * (m - 1)), ssb / n
     assert lam >= s2, "the closed form needs an interior optimum"
@@ -77,8 +87,9 @@ def _direct_max_llf(y, g, x):
         beta = np.linalg.lstsq(Xw, yw, rcond=None)[0]  # GLS
         return -sps.multivariate_normal(X @ beta, V).logpdf(y)
 
-    res = optimize.minimize(neg, x0=np.log([0.3, 0.5]), method="Nelder-Mead",
-                            options=dict(xatol=1e-9, fatol=1e-10, maxiter=4000))
+    res = optimize.minimize(
+        neg, x0=np.log([0.3, 0.5]), method="Nelder-Mead", options=dict(xatol=1e-9, fatol=1e-10, maxiter=4000)
+    )
     return -res.fun
 
 
@@ -94,8 +105,14 @@ def test_lmm_llf_matches_dense_mvn_density_unbalanced():
 def test_lmm_reports_boundary_without_leaking_warnings():
     rng = np.random.default_rng(1)
     # no iteration effect at all: sigma_u^2 -> 0, the MLE sits on the boundary
-    df = pd.DataFrame(dict(method=np.repeat(["A", "B"], 40), iteration=np.tile(np.arange(8), 10),
-                           seed=np.tile(np.repeat(np.arange(5), 8), 2), metric=rng.normal(size=80)))
+    df = pd.DataFrame(
+        dict(
+            method=np.repeat(["A", "B"], 40),
+            iteration=np.tile(np.arange(8), 10),
+            seed=np.tile(np.repeat(np.arange(5), 8), 2),
+            metric=rng.normal(size=80),
+        )
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         r = stats.lmm_lrt(df, "A", "B")
@@ -115,15 +132,17 @@ def test_lmm_validation():
         stats.lmm_lrt(df.assign(metric=np.nan), "A", "B")
     with pytest.raises(ValueError):
         stats.lmm_lrt(df.assign(iteration=0), "A", "B")
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         stats.lmm_lrt(df.to_dict(), "A", "B")
 
 
 def test_paired_seed_test_by_hand():
     df = _balanced(n_iter=5, n_seeds=4, seed=2)
     r = stats.paired_seed_test(df, "A", "B")
-    table = {(m, s): metrics.aubc(g.sort_values("iteration").metric.to_numpy())
-             for (m, s), g in df.groupby(["method", "seed"])}
+    table = {
+        (m, s): metrics.aubc(g.sort_values("iteration").metric.to_numpy())
+        for (m, s), g in df.groupby(["method", "seed"])
+    }
     d = np.array([table[("A", s)] - table[("B", s)] for s in range(4)])
     np.testing.assert_allclose(r.differences_S, d)
     t = d.mean() / (d.std(ddof=1) / 2.0)
@@ -172,8 +191,14 @@ def _aa_frame(seed_sd: float, point_sd: float, n_seeds: int = 8, n_iter: int = 2
     for s in range(n_seeds):
         offset = rng.normal(0, seed_sd)
         for i in range(n_iter):
-            rows.append({"method": "random", "seed": s, "iteration": i,
-                         "metric": 0.5 + 0.02 * i + offset + rng.normal(0, point_sd)})
+            rows.append(
+                {
+                    "method": "random",
+                    "seed": s,
+                    "iteration": i,
+                    "metric": 0.5 + 0.02 * i + offset + rng.normal(0, point_sd),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -198,3 +223,79 @@ def test_lmm_aa_calibration_refuses_too_few_seeds():
 
     with pytest.raises(ValueError, match="at least 4 seeds"):
         lmm_aa_calibration(_aa_frame(0.01, 0.01, n_seeds=3), "random")
+
+
+# --------------------------------------------------------------------------------------------
+# McNemar, the z-test and the minimum test against published numbers, Bonferroni
+# --------------------------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=60))
+def test_mcnemar_exact_matches_statsmodels(pairs):
+    a_N = np.array([p[0] for p in pairs])
+    b_N = np.array([p[1] for p in pairs])
+    r = stats.mcnemar_exact(a_N, b_N)
+    assert r.n_only_a == int(np.sum(a_N & ~b_N)) and r.n_only_b == int(np.sum(~a_N & b_N))
+    table = [[int(np.sum(a_N & b_N)), r.n_only_a], [r.n_only_b, int(np.sum(~a_N & ~b_N))]]
+    expected = sm_mcnemar(table, exact=True).pvalue if r.n_discordant else 1.0
+    assert r.p_value == pytest.approx(min(1.0, expected), rel=1e-9, abs=1e-12)
+
+
+def test_mcnemar_exact_small_case_and_validation():
+    a = np.array([True, True, True, False])
+    b = np.array([False, False, False, False])
+    r = stats.mcnemar_exact(a, b)
+    assert (r.n_only_a, r.n_only_b) == (3, 0) and r.p_value == pytest.approx(2 / 8)  # 2 * (1/2)^3
+    assert stats.mcnemar_exact(a, a).p_value == 1.0
+    with pytest.raises(TypeError):
+        stats.mcnemar_exact(a.astype(int), b)
+    with pytest.raises(ValueError):
+        stats.mcnemar_exact(a, b[:3])
+
+
+def test_z_test_against_published_by_hand():
+    v = np.array([0.9, 0.95, 1.0, 0.97])
+    r = stats.z_test_against_published(v, 0.93, 200)
+    sd = v.std(ddof=1)
+    z = (v.mean() - 0.93) / np.sqrt(sd**2 / 4 + sd**2 / 200)
+    assert r.z == pytest.approx(z) and r.p_value == pytest.approx(2 * sps.norm.sf(abs(z)))
+    assert np.isnan(stats.z_test_against_published([0.9], 0.8, 200).z)  # one value: no spread
+    assert np.isnan(stats.z_test_against_published([1.0, 1.0], 0.8, 200).p_value)  # sd = 0
+    with pytest.raises(TypeError):
+        stats.z_test_against_published(v, 0.9, 200.0)
+    with pytest.raises(ValueError):
+        stats.z_test_against_published(v, 0.9, 0)
+
+
+def _min_test_by_enumeration(n, m, k):
+    """P(K >= k), P(K <= k) by enumerating every placement of our n ranks among n + m."""
+    ks = []
+    for ours in itertools.combinations(range(n + m), n):
+        first_published = min(set(range(n + m)) - set(ours))
+        ks.append(sum(r < first_published for r in ours))
+    ks = np.array(ks)
+    return np.mean(ks >= k), np.mean(ks <= k)
+
+
+@pytest.mark.parametrize("n, m", [(3, 2), (4, 4), (5, 3), (2, 6)])
+def test_published_minimum_test_is_the_exact_permutation_test(n, m):
+    values = np.arange(1.0, n + 1.0)  # ours: 1, 2, ..., n
+    for k in range(n + 1):
+        r = stats.published_minimum_test(values, k + 0.5, m)  # exactly k of ours below the published minimum
+        ge, le = _min_test_by_enumeration(n, m, k)
+        assert r.n_below == k
+        assert r.p_value == pytest.approx(min(1.0, 2 * min(ge, le)))
+
+
+def test_bonferroni_matches_statsmodels():
+    p = np.array([0.001, 0.02, np.nan, 0.2, 0.004])
+    r = stats.bonferroni(p)
+    finite = ~np.isnan(p)
+    reject, _, _, alpha_bonf = multipletests(p[finite], alpha=0.05, method="bonferroni")
+    assert r.n_tests == 4 and r.threshold == pytest.approx(alpha_bonf)
+    np.testing.assert_array_equal(r.reject_M[finite], reject)
+    assert not r.reject_M[2]
+    assert r.z_critical == pytest.approx(sps.norm.isf(0.05 / 8))
+    with pytest.raises(ValueError):
+        stats.bonferroni([np.nan])
+    with pytest.raises(ValueError):
+        stats.bonferroni([0.1], alpha=1.5)

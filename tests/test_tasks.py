@@ -1,4 +1,5 @@
 """The pixel-scale option of the MNIST tasks (DEIMOS fed raw 0-255 pixels; we default to [0, 1])."""
+
 import numpy as np
 import pytest
 
@@ -20,7 +21,7 @@ def test_raw_is_255_times_unit(mnist_available, name):
     unit = data.load_task(name, **kw)
     raw = data.load_task(name, pixel_scale="raw", **kw)
     default = data.load_task(name, **kw)
-    np.testing.assert_array_equal(unit.x_train, default.x_train)          # "unit" is the default
+    np.testing.assert_array_equal(unit.x_train, default.x_train)  # "unit" is the default
     assert raw.x_train.dtype == np.float32 and raw.x_train.shape == unit.x_train.shape
     np.testing.assert_array_equal(raw.y_train, unit.y_train)
     np.testing.assert_array_equal(raw.y_test, unit.y_test)

@@ -1,5 +1,6 @@
-"""Tests of mcal_utils.training: ``fit`` against small hand-built modules; the population fit
-against the sequential ``fit`` on the project's networks (models.py)."""
+"""Tests of mcal_utils.training: ``fit`` and ``evaluate`` against small hand-built modules and the
+project's networks (models.py). Populations: tests/test_population.py."""
+
 from __future__ import annotations
 
 import io
@@ -9,12 +10,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
-from torch import nn
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
 
-from mcal_utils import training
-from mcal_utils.training import DEIMOS_ADAM, SEED1_SGD, TrainConfig, evaluate, fit
+from mcal_utils import mc, training
+from mcal_utils.models import ConcreteDropout, build_model, set_dropout_mode
+from mcal_utils.training import DEIMOS_ADAM, KIRILLOV_SGD, TrainConfig, evaluate, fit
 
 
 class TinyClassifier(nn.Module):
@@ -100,8 +103,15 @@ class TinyConv(nn.Module):
         super().__init__()
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ELU(), nn.BatchNorm2d(4), nn.MaxPool2d(2),
-                                     nn.Dropout2d(0.2), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+            self.net = nn.Sequential(
+                nn.Conv2d(1, 4, 3, padding=1),
+                nn.ELU(),
+                nn.BatchNorm2d(4),
+                nn.MaxPool2d(2),
+                nn.Dropout2d(0.2),
+                nn.Flatten(),
+                nn.Linear(4 * 4 * 4, 3),
+            )
 
     def forward(self, x):
         return self.net(x)
@@ -111,16 +121,17 @@ class TinyConv(nn.Module):
 def test_seeded_conv_fits_are_bit_identical(channels_last):
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(50, 1, 8, 8, generator=g), torch.randint(0, 3, (50,), generator=g)
-    cfg = TrainConfig(optimizer="sgd", lr=0.05, epochs=2, batch_size=16, checkpoint="best_val",
-                      channels_last=channels_last, **CPU)
+    cfg = TrainConfig(
+        optimizer="sgd", lr=0.05, epochs=2, batch_size=16, checkpoint="best_val", channels_last=channels_last, **CPU
+    )
     a = fit(TinyConv(), x, y, x_val=x, y_val=y, config=cfg, random_state=3)
     b = fit(TinyConv(), x, y, x_val=x, y_val=y, config=cfg, random_state=3)
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
     assert a.history == [dict(h, seconds=a.history[i]["seconds"]) for i, h in enumerate(b.history)]
     # 50 = 3 * 16 + 2: the last batch of 2 is kept (trailing batches of one would be merged)
-    assert training._batch_bounds(50, 16, "keras") == [(0, 16), (16, 32), (32, 48), (48, 50)]
-    assert training._batch_bounds(49, 16, "keras") == [(0, 16), (16, 32), (32, 49)]
+    assert training.batch_bounds(50, 16, "keras") == [(0, 16), (16, 32), (32, 48), (48, 50)]
+    assert training.batch_bounds(49, 16, "keras") == [(0, 16), (16, 32), (32, 49)]
 
 
 def test_fit_leaves_global_rng_untouched():
@@ -128,8 +139,13 @@ def test_fit_leaves_global_rng_untouched():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    fit(TinyClassifier(), x, y, config=TrainConfig(epochs=1, batch_size=32, checkpoint="last", **CPU),
-        random_state=np.random.default_rng(0))
+    fit(
+        TinyClassifier(),
+        x,
+        y,
+        config=TrainConfig(epochs=1, batch_size=32, checkpoint="last", **CPU),
+        random_state=np.random.default_rng(0),
+    )
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -156,8 +172,7 @@ def test_best_val_checkpoint_restores_best_epoch():
     the weights of the best epoch (not the last) must be restored."""
     x = torch.linspace(-1, 1, 64).unsqueeze(1)
     y, y_val = x[:, 0].clone(), 0.4 * x[:, 0]
-    cfg = TrainConfig(optimizer="sgd", lr=0.02, momentum=0.0, epochs=30, batch_size=16,
-                      checkpoint="best_val", **CPU)
+    cfg = TrainConfig(optimizer="sgd", lr=0.02, momentum=0.0, epochs=30, batch_size=16, checkpoint="best_val", **CPU)
     model = TinyRegressor(seed=2)
     with torch.no_grad():
         model.fc2.weight.mul_(0.01)
@@ -170,8 +185,15 @@ def test_best_val_checkpoint_restores_best_epoch():
     assert 1 < res.best_epoch < len(metrics) and metrics[-1] < max(metrics)  # improved, then worse
     replay_model = TinyRegressor(seed=2)
     replay_model.load_state_dict(init_state)
-    replay = fit(replay_model, x, y, x_val=x, y_val=y_val,
-                 config=cfg.with_(epochs=res.best_epoch, checkpoint="last"), random_state=0)
+    replay = fit(
+        replay_model,
+        x,
+        y,
+        x_val=x,
+        y_val=y_val,
+        config=cfg.with_(epochs=res.best_epoch, checkpoint="last"),
+        random_state=0,
+    )
     for k, v in replay.model.state_dict().items():
         assert torch.equal(v, res.model.state_dict()[k]), k
     assert -evaluate(res.model, x, y_val, device="cpu")["mse"] == pytest.approx(res.best_val_metric, rel=1e-5)
@@ -186,14 +208,15 @@ def test_l2_term_equals_hand_computed_value():
     ref = TinyClassifier(seed=4)
     ref.drop.p = 0.0
     lr = 0.1
-    cfg = TrainConfig(optimizer="sgd", lr=lr, momentum=0.0, epochs=1, batch_size=50, l2_dense=l2,
-                      checkpoint="last", **CPU)
+    cfg = TrainConfig(
+        optimizer="sgd", lr=lr, momentum=0.0, epochs=1, batch_size=50, l2_dense=l2, checkpoint="last", **CPU
+    )
     res = fit(model, x, y, config=cfg, random_state=0)
     # hand computation
     loss = F.cross_entropy(ref(x), y) + l2 / 50 * (ref.fc1.weight.pow(2).sum() + ref.fc2.weight.pow(2).sum())
     loss.backward()
     with torch.no_grad():
-        for name, p in ref.named_parameters():
+        for p in ref.parameters():
             p -= lr * p.grad
     for name, p in ref.named_parameters():
         torch.testing.assert_close(res.model.state_dict()[name], p.detach(), rtol=1e-5, atol=1e-6)
@@ -217,7 +240,8 @@ def test_regulariser_is_added_to_the_loss():
     r1 = fit(reg, x, y, config=cfg, random_state=0)
     init = TinyClassifier(seed=5).requires_grad_(False)
     assert r1.history[0]["train_loss"] - r0.history[0]["train_loss"] == pytest.approx(
-        0.5 * float(init.fc1.weight.sum()), rel=1e-4, abs=1e-6)
+        0.5 * float(init.fc1.weight.sum()), rel=1e-4, abs=1e-6
+    )
     # d(0.5 * sum W)/dW = 0.5 everywhere: the extra step is -lr * 0.5 on every fc1 weight
     diff = r1.model.fc1.weight - r0.model.fc1.weight
     torch.testing.assert_close(diff, torch.full_like(diff, -0.1 * 0.5), rtol=0, atol=1e-6)
@@ -256,19 +280,35 @@ def test_evaluate_classification_hand_computed():
 @pytest.mark.parametrize(
     "changes, match",
     [
-        (dict(optimizer="adagrad"), "valid: \\['sgd', 'adam', 'rmsprop'\\]"),
+        (dict(optimizer="adagrad"), "optimizer must be one of 'sgd', 'adam', 'rmsprop'"),
         (dict(epochs=0), "epochs"),
         (dict(batch_size=0), "batch_size"),
         (dict(lr=-1.0), "lr"),
         (dict(checkpoint="best"), "checkpoint"),
         (dict(l2_dense=-0.1), "l2_dense"),
         (dict(momentum=1.5), "momentum"),
-        (dict(batching="uneven"), "valid: \\['even', 'keras'\\]"),
-        (dict(concrete_scale="n"), "valid: \\['none', 'n_train'\\]"),
+        (dict(batching="uneven"), "batching must be one of 'even', 'keras'"),
+        (dict(concrete_scale="n"), "concrete_scale must be one of 'none', 'n_train'"),
     ],
 )
 def test_bad_config_raises(changes, match):
     with pytest.raises(ValueError, match=match):
+        TrainConfig(**changes)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(epochs=True), "epochs must be an int"),
+        (dict(epochs=2.0), "epochs must be an int"),
+        (dict(batch_size="64"), "batch_size must be an int"),
+        (dict(lr="0.1"), "lr must be a number"),
+        (dict(momentum=None), "momentum must be a number"),
+        (dict(num_threads=1.5), "num_threads must be an int"),
+    ],
+)
+def test_config_of_the_wrong_type_raises_type_error(changes, match):
+    with pytest.raises(TypeError, match=match):
         TrainConfig(**changes)
 
 
@@ -289,15 +329,32 @@ def test_bad_inputs_raise():
         fit(TinyClassifier(), x, y, config={"epochs": 1})
     with pytest.raises(ValueError, match="l2_parameters"):
         fit(TinyRegressor(), x[:, :1], y.float(), config=cfg.with_(l2_dense=0.1))
-    with pytest.raises(ValueError, match="mc_samples"):
-        evaluate(TinyClassifier(), x, y, mc_samples=-1)
+    with pytest.raises(ValueError, match="T must be"):
+        evaluate(TinyClassifier(), x, y, T=-1)
+    with pytest.raises(TypeError, match="T must be an int"):
+        evaluate(TinyClassifier(), x, y, T=2.0)
+    with pytest.raises(TypeError, match="random_state"):
+        fit(TinyClassifier(), x, y, config=cfg, random_state="0")
+    with pytest.raises(ValueError, match="random_state"):
+        fit(TinyClassifier(), x, y, config=cfg, random_state=-1)
 
 
 def test_presets_match_the_papers():
-    assert (SEED1_SGD.optimizer, SEED1_SGD.lr, SEED1_SGD.momentum, SEED1_SGD.epochs, SEED1_SGD.batch_size,
-            SEED1_SGD.checkpoint) == ("sgd", 1e-3, 0.9, 200, 64, "best_val")
-    assert (DEIMOS_ADAM.optimizer, DEIMOS_ADAM.lr, DEIMOS_ADAM.epochs, DEIMOS_ADAM.batch_size,
-            DEIMOS_ADAM.checkpoint) == ("adam", 1e-3, 300, 128, "last")
+    assert (
+        KIRILLOV_SGD.optimizer,
+        KIRILLOV_SGD.lr,
+        KIRILLOV_SGD.momentum,
+        KIRILLOV_SGD.epochs,
+        KIRILLOV_SGD.batch_size,
+        KIRILLOV_SGD.checkpoint,
+    ) == ("sgd", 1e-3, 0.9, 200, 64, "best_val")
+    assert (
+        DEIMOS_ADAM.optimizer,
+        DEIMOS_ADAM.lr,
+        DEIMOS_ADAM.epochs,
+        DEIMOS_ADAM.batch_size,
+        DEIMOS_ADAM.checkpoint,
+    ) == ("adam", 1e-3, 300, 128, "last")
 
 
 def test_progress_auto_off_without_tty(monkeypatch):
@@ -310,8 +367,13 @@ def test_progress_auto_off_without_tty(monkeypatch):
     x, y = _blobs(n=32)
     fit(TinyClassifier(), x, y, config=TrainConfig(epochs=2, checkpoint="last", device="cpu"), random_state=0)
     assert fake.getvalue() == ""
-    fit(TinyClassifier(), x, y, config=TrainConfig(epochs=2, checkpoint="last", device="cpu", progress=True),
-        random_state=0)
+    fit(
+        TinyClassifier(),
+        x,
+        y,
+        config=TrainConfig(epochs=2, checkpoint="last", device="cpu", progress=True),
+        random_state=0,
+    )
     assert "fit" in fake.getvalue()
 
 
@@ -340,25 +402,23 @@ def test_num_threads_is_restored():
 
 
 def test_evaluate_mc_is_the_mean_of_mc_predict():
-    from mcal_utils import mc
-    from mcal_utils.models import build_model
-
     g = torch.Generator().manual_seed(1)
     x = torch.rand(40, 1, generator=g) * 4 - 2
     y = torch.sin(x[:, 0])
     model = build_model("mlp1d", seed=0, p=0.2, hidden=16)
     res = fit(model, x, y, config=DEIMOS_ADAM.with_(epochs=3, batch_size=16, l2_dense=0.02, **CPU), random_state=0)
-    ev = evaluate(res.model, x, y, mc_samples=7, random_state=5, device="cpu")
+    ev = evaluate(res.model, x, y, T=7, random_state=5, device="cpu")
     mean_N = mc.predict(res.model, x, 7, masks="fresh", random_state=5, device="cpu").mean(dim=1)
     assert ev["mse"] == pytest.approx(float(((mean_N.double() - y.double()) ** 2).mean()), rel=1e-6)
     det = evaluate(res.model, x, y, device="cpu")
-    assert det["mse"] == pytest.approx(float(((mc.deterministic(res.model, x, device="cpu").double() - y.double()) ** 2).mean()), rel=1e-6)
-    assert det["mse"] != ev["mse"]
+    assert det["mse"] == pytest.approx(
+        float(((mc.deterministic(res.model, x, device="cpu").double() - y.double()) ** 2).mean()), rel=1e-6
+    )
+    assert det["mse"] != ev["mse"] and (ev["T"], det["T"]) == (7, 0)
 
 
 def test_validation_ignores_a_persistent_mc_mode():
     """A model left with its dropout layers in "fresh" mode is still validated deterministically."""
-    from mcal_utils.models import build_model, set_dropout_mode
 
     x = torch.linspace(-1, 1, 32).unsqueeze(1)
     y = x[:, 0] ** 2
@@ -366,7 +426,7 @@ def test_validation_ignores_a_persistent_mc_mode():
     set_dropout_mode(model, "fresh", random_state=0)
     cfg = DEIMOS_ADAM.with_(epochs=2, batch_size=16, checkpoint="best_val", **CPU)
     res = fit(model, x, y, x_val=x, y_val=y, config=cfg, random_state=0)
-    assert [layer.mode for layer in res.model.dropout_layers()] == ["fresh"] * 3   # restored
+    assert [layer.mode for layer in res.model.dropout_layers()] == ["fresh"] * 3  # restored
     e1 = evaluate(res.model, x, y, device="cpu")
     e2 = evaluate(res.model, x, y, device="cpu")
     assert e1 == e2 and e1["mse"] == pytest.approx(-res.best_val_metric, rel=1e-5)
@@ -376,23 +436,23 @@ def test_validation_ignores_a_persistent_mc_mode():
 # batching
 # ---------------------------------------------------------------------------
 def test_even_batching_hand_checked():
-    assert training._batch_bounds(130, 128, "even") == [(0, 65), (65, 130)]
-    assert training._batch_bounds(130, 128, "keras") == [(0, 128), (128, 130)]
-    assert training._batch_bounds(10, 128, "even") == [(0, 10)]
-    assert training._batch_bounds(7, 3, "even") == [(0, 3), (3, 5), (5, 7)]
-    assert training._batch_bounds(256, 128, "even") == [(0, 128), (128, 256)]
+    assert training.batch_bounds(130, 128, "even") == [(0, 65), (65, 130)]
+    assert training.batch_bounds(130, 128, "keras") == [(0, 128), (128, 130)]
+    assert training.batch_bounds(10, 128, "even") == [(0, 10)]
+    assert training.batch_bounds(7, 3, "even") == [(0, 3), (3, 5), (5, 7)]
+    assert training.batch_bounds(256, 128, "even") == [(0, 128), (128, 256)]
     assert TrainConfig().batching == "even" and TrainConfig().concrete_scale == "none"
 
 
 @given(n=st.integers(1, 2000), batch_size=st.integers(1, 300), batching=st.sampled_from(["even", "keras"]))
 @settings(max_examples=200, deadline=None)
 def test_property_batches_cover_range_n(n, batch_size, batching):
-    bounds = training._batch_bounds(n, batch_size, batching)
+    bounds = training.batch_bounds(n, batch_size, batching)
     assert bounds[0][0] == 0 and bounds[-1][1] == n
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))   # consecutive, no overlap, no gap
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # consecutive, no overlap, no gap
     sizes = [e - s for s, e in bounds]
     assert min(sizes) >= 1
-    assert bounds == training._batch_bounds(n, batch_size, batching)  # deterministic
+    assert bounds == training.batch_bounds(n, batch_size, batching)  # deterministic
     if batching == "even":
         assert len(bounds) == math.ceil(n / batch_size)
         assert max(sizes) - min(sizes) <= 1 and max(sizes) <= batch_size
@@ -413,224 +473,16 @@ def test_batching_option_changes_the_fit():
 # concrete_scale
 # ---------------------------------------------------------------------------
 def test_concrete_scale_n_train_divides_the_regulariser_by_n():
-    from mcal_utils.models import ConcreteDropout, build_model
-
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(24, 1, 8, 8, generator=g), torch.randint(0, 10, (24,), generator=g)
-    cfg = SEED1_SGD.with_(epochs=1, batch_size=24, checkpoint="last", **CPU)
+    cfg = KIRILLOV_SGD.with_(epochs=1, batch_size=24, checkpoint="last", **CPU)
     reg0 = float(build_model("kirillov_cnn", seed=3, image_size=8).regularisation().detach())
     losses = {}
     for scale in ("none", "n_train"):
         model = build_model("kirillov_cnn", seed=3, image_size=8)
-        losses[scale] = fit(model, x, y, config=cfg.with_(concrete_scale=scale), random_state=1).history[0]["train_loss"]
+        losses[scale] = fit(model, x, y, config=cfg.with_(concrete_scale=scale), random_state=1).history[0][
+            "train_loss"
+        ]
         assert all(m.scale_by_n is None for m in model.modules() if isinstance(m, ConcreteDropout))  # restored
     # one batch: same data loss (same init, same masks); only the regulariser differs: reg - reg / N
     assert losses["none"] - losses["n_train"] == pytest.approx(reg0 * (1 - 1 / 24), rel=1e-4)
-
-
-# ---------------------------------------------------------------------------
-# population fit == sequential fit, member by member
-# ---------------------------------------------------------------------------
-def _images(n, size, n_classes, seed):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 1, size, size, generator=g), torch.randint(0, n_classes, (n,), generator=g)
-
-
-# vectorize=True: float32 rounding of batched (grouped) kernels vs one model's kernels, after a few
-# steps; vectorize=False (the CPU path): the same kernels on the same layouts, bit-identical
-WEIGHT_ATOL = 1e-5
-
-
-def _assert_member_equals_sequential(member, seq, exact=False):
-    if exact:
-        assert [dict(h, seconds=0) for h in member.history] == [dict(h, seconds=0) for h in seq.history]
-        assert (member.best_epoch, member.best_val_metric) == (seq.best_epoch, seq.best_val_metric)
-        sa, sb = member.model.state_dict(), seq.model.state_dict()
-        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-        return
-    assert member.best_epoch == seq.best_epoch
-    if seq.best_val_metric is None:
-        assert member.best_val_metric is None
-    else:
-        assert member.best_val_metric == pytest.approx(seq.best_val_metric, abs=1e-6)
-    assert len(member.history) == len(seq.history)
-    for a, b in zip(member.history, seq.history):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
-        assert (a["val_metric"] is None) == (b["val_metric"] is None)
-        if b["val_metric"] is not None:
-            assert a["val_metric"] == pytest.approx(b["val_metric"], abs=1e-6)
-        assert a["dropout_rates"] == pytest.approx(b["dropout_rates"], abs=1e-6)
-    sa, sb = member.model.state_dict(), seq.model.state_dict()
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=WEIGHT_ATOL, msg=k)
-
-
-@pytest.mark.parametrize("name, cfg, size, n_classes, kwargs", [
-    # DEIMOS 7-vs-9 net: Bernoulli dropout, Adam, L2 on the dense weights, final weights
-    ("deimos_mnist79", DEIMOS_ADAM.with_(epochs=3, batch_size=16, l2_dense=5e-4), 28, 2, {}),
-    # the MC-dropout-entropy paper's CNN: BatchNorm + Concrete Dropout (scaled by N), SGD, best-val checkpoint
-    ("kirillov_cnn", SEED1_SGD.with_(epochs=3, batch_size=8, concrete_scale="n_train"), 8, 10, dict(image_size=8)),
-])
-@pytest.mark.parametrize("vectorize", [True, False])
-def test_population_member_equals_sequential_fit(name, cfg, size, n_classes, kwargs, vectorize):
-    from mcal_utils.models import build_model
-
-    cfg = cfg.with_(**CPU)  # channels_last: None (on for the sequential CPU fit and the loop path)
-    M = 3
-    data = [_images(20, size, n_classes, seed=m) for m in range(M)]
-    x_val, y_val = _images(12, size, n_classes, seed=99)
-    pop = training.fit_population([build_model(name, seed=10 + m, **kwargs) for m in range(M)],
-                                  [d[0] for d in data], [d[1] for d in data], xs_val=[x_val] * M,
-                                  ys_val=[y_val] * M, config=cfg, random_states=[100 + m for m in range(M)],
-                                  vectorize=vectorize)
-    assert len(pop.members) == M
-    for m in range(M):
-        seq = fit(build_model(name, seed=10 + m, **kwargs), *data[m], x_val=x_val, y_val=y_val, config=cfg,
-                  random_state=100 + m)
-        _assert_member_equals_sequential(pop.members[m], seq, exact=not vectorize)
-    # members differ from each other (own data, init, masks)
-    first = next(iter(pop.members[0].model.state_dict()))
-    assert not torch.equal(pop.members[0].model.state_dict()[first], pop.members[1].model.state_dict()[first])
-
-
-def test_population_members_predict_exactly_as_sequential_fits():
-    """The CPU path leaves each member's conv weights channels-last, as ``fit`` does: MC predictions
-    of a member (the loop's scores) then run the same kernels and are bit-identical."""
-    from mcal_utils import mc
-    from mcal_utils.models import build_model
-
-    cfg = SEED1_SGD.with_(epochs=2, batch_size=8, concrete_scale="n_train", checkpoint="last", **CPU)
-    data = [_images(20, 8, 10, seed=m) for m in range(2)]
-    pop = training.fit_population([build_model("kirillov_cnn", seed=10 + m, image_size=8) for m in range(2)],
-                                  [d[0] for d in data], [d[1] for d in data], config=cfg, random_states=[100, 101],
-                                  vectorize=False)
-    seq = fit(build_model("kirillov_cnn", seed=10, image_size=8), *data[0], config=cfg, random_state=100)
-    for (k, a), b in zip(pop.members[0].model.named_parameters(), seq.model.parameters()):
-        assert a.stride() == b.stride(), k
-    x = _images(30, 8, 10, seed=5)[0]
-    assert torch.equal(mc.predict(pop.members[0].model, x, 5, random_state=1),
-                       mc.predict(seq.model, x, 5, random_state=1))
-
-
-def test_population_regression_with_own_validation_sets_and_determinism():
-    from mcal_utils.models import build_model
-
-    cfg = DEIMOS_ADAM.with_(epochs=3, batch_size=8, checkpoint="best_val", **CPU)
-    g = torch.Generator().manual_seed(0)
-    xs = [torch.rand(18, 1, generator=g) * 4 - 2 for _ in range(2)]
-    ys = [torch.sin(x[:, 0]) for x in xs]
-    xv = [torch.rand(9, 1, generator=g) for _ in range(2)]
-    yv = [x[:, 0] ** 2 for x in xv]
-
-    def population():
-        return training.fit_population([build_model("mlp1d", seed=m, hidden=16) for m in range(2)], xs, ys,
-                                       xs_val=xv, ys_val=yv, config=cfg, random_states=[5, 6], vectorize=True)
-
-    a, b = population(), population()
-    for m in range(2):
-        seq = fit(build_model("mlp1d", seed=m, hidden=16), xs[m], ys[m], x_val=xv[m], y_val=yv[m], config=cfg,
-                  random_state=5 + m)
-        _assert_member_equals_sequential(a.members[m], seq)
-        for k, v in a.members[m].model.state_dict().items():
-            assert torch.equal(v, b.members[m].model.state_dict()[k]), k   # bit-identical on CPU
-
-
-def test_population_nan_guard_is_per_member_and_global_rng_untouched():
-    from mcal_utils.models import build_model
-
-    cfg = DEIMOS_ADAM.with_(epochs=2, batch_size=8, channels_last=False, **CPU)
-    x0, y0 = _images(16, 28, 2, seed=0)
-    x1 = x0.clone()
-    x1[3] = float("inf")
-    torch.manual_seed(123)
-    expected = torch.rand(3)
-    torch.manual_seed(123)
-    pop = training.fit_population([build_model("deimos_mnist79", seed=m) for m in range(2)], [x0, x1], [y0, y0],
-                                  config=cfg, random_states=[1, 2], vectorize=True)
-    assert torch.equal(torch.rand(3), expected)
-    assert isinstance(pop.members[1], FloatingPointError) and "epoch 1" in str(pop.members[1])
-    with pytest.raises(FloatingPointError, match="epoch 1"):
-        fit(build_model("deimos_mnist79", seed=1), x1, y0, config=cfg, random_state=2)
-    seq = fit(build_model("deimos_mnist79", seed=0), x0, y0, config=cfg, random_state=1)
-    _assert_member_equals_sequential(pop.members[0], seq)
-
-
-def test_population_refuses_members_that_cannot_align():
-    from mcal_utils.models import build_model
-
-    cfg = DEIMOS_ADAM.with_(epochs=1, batch_size=8, **CPU)
-    x, y = _images(16, 28, 2, seed=0)
-    with pytest.raises(ValueError, match="architecture"):
-        training.fit_population([build_model("deimos_mnist79", seed=0), build_model("deimos_mnist10", seed=0)],
-                                [x, x], [y, y], config=cfg, random_states=[0, 1])
-    with pytest.raises(ValueError, match="equally many points"):
-        training.fit_population([build_model("deimos_mnist79", seed=m) for m in range(2)], [x, x[:12]],
-                                [y, y[:12]], config=cfg, random_states=[0, 1])
-    with pytest.raises(ValueError, match="random_states"):
-        training.fit_population([build_model("deimos_mnist79", seed=m) for m in range(2)], [x, x], [y, y],
-                                config=cfg, random_states=[0])
-    with pytest.raises(ValueError, match="torch.nn dropout"):
-        training.fit_population([TinyClassifier(), TinyClassifier()], [x.flatten(1)[:, :4]] * 2, [y] * 2,
-                                config=cfg, random_states=[0, 1])
-    with pytest.raises(ValueError, match="needs xs_val"):
-        training.fit_population([build_model("deimos_mnist79", seed=0)], [x], [y],
-                                config=cfg.with_(checkpoint="best_val"), random_states=[0])
-
-
-@pytest.mark.parametrize("mc_samples", [0, 5])
-def test_evaluate_population_equals_evaluate(mc_samples):
-    from mcal_utils.models import build_model
-
-    models = [build_model("deimos_mnist79", seed=m) for m in range(3)]
-    x, y = _images(30, 28, 2, seed=4)
-    got = training.evaluate_population(models, x, y, mc_samples=mc_samples, random_states=[1, 2, 3], device="cpu")
-    want = [evaluate(m, x, y, mc_samples=mc_samples, random_state=rs, device="cpu") for m, rs in zip(models, [1, 2, 3])]
-    assert got == want
-    with pytest.raises(ValueError, match="one entry per member"):
-        training.evaluate_population(models, x, y, random_states=[1])
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_population_on_cuda_matches_sequential_cuda_fits():
-    """The GPU path (vmap; masks from per-member CUDA generators seeded as fit seeds the CUDA RNG)."""
-    from mcal_utils import mc
-    from mcal_utils.models import build_model
-
-    cfg = SEED1_SGD.with_(epochs=2, batch_size=8, device="cuda", progress=False)
-    data = [_images(20, 8, 10, seed=m) for m in range(3)]
-    x_val, y_val = _images(12, 8, 10, seed=99)
-    pop = training.fit_population([build_model("kirillov_cnn", seed=m, image_size=8) for m in range(3)],
-                                  [d[0] for d in data], [d[1] for d in data], xs_val=[x_val] * 3, ys_val=[y_val] * 3,
-                                  config=cfg, random_states=[0, 1, 2])
-    for m in range(3):
-        seq = fit(build_model("kirillov_cnn", seed=m, image_size=8), *data[m], x_val=x_val, y_val=y_val, config=cfg,
-                  random_state=m)
-        a, b = pop.members[m].model.state_dict(), seq.model.state_dict()
-        for k in a:  # TF32 / cuDNN algorithms differ between grouped and plain convolutions
-            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-3, msg=k)
-    models = [r.model for r in pop.members]
-    probs = mc.predict_population(models, x_val, 4, masks="fixed", random_states=[0, 1, 2], device="cuda")
-    for m in range(3):
-        torch.testing.assert_close(probs[m], mc.predict(models[m], x_val, 4, masks="fixed", random_state=m,
-                                                        device="cuda"), rtol=0, atol=1e-4)
-
-
-@pytest.mark.parametrize("with_val", [False, True])
-def test_population_batch_orders_drawn_in_blocks_and_deferred_epochs(monkeypatch, with_val):
-    """Batch orders pre-drawn PERM_EPOCHS epochs at a time, and epochs finished at the end when no
-    validation data needs them: still bit-identical to the sequential fits on the CPU path."""
-    from mcal_utils.models import build_model
-
-    monkeypatch.setattr(training, "PERM_EPOCHS", 2)
-    cfg = DEIMOS_ADAM.with_(epochs=5, batch_size=8, checkpoint="best_val" if with_val else "last", **CPU)
-    g = torch.Generator().manual_seed(3)
-    xs = [torch.rand(20, 1, generator=g) for _ in range(2)]
-    ys = [x[:, 0] ** 2 for x in xs]
-    val = dict(xs_val=[xs[0]] * 2, ys_val=[ys[0]] * 2) if with_val else {}
-    pop = training.fit_population([build_model("mlp1d", seed=m, hidden=8) for m in range(2)], xs, ys, config=cfg,
-                                  random_states=[0, 1], vectorize=False, **val)
-    for m in range(2):
-        seq = fit(build_model("mlp1d", seed=m, hidden=8), xs[m], ys[m], config=cfg, random_state=m,
-                  **(dict(x_val=xs[0], y_val=ys[0]) if with_val else {}))
-        _assert_member_equals_sequential(pop.members[m], seq, exact=True)

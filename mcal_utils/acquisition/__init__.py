@@ -12,8 +12,24 @@ for X_samp). ``STRATEGIES`` / ``get_strategy`` give them one
 loop. ``auto_tau_inv`` (``tau``): DEIMOS's tau^-1 from the data (Appendix E). Input checks for new
 strategies: ``check_probs``, ``check_log_probs``, ``check_passes``, ``check_scores``, ``check_k``.
 """
-from .base import (CandidateBatch, as_numpy, check_k, check_log_probs, check_passes, check_probs, check_scores,
-                   random_batch, top_k)
+
+from .bald import bald, batchbald, conditional_entropy, joint_entropy_exact, power_bald, power_sample
+from .base import (
+    CandidateBatch,
+    as_numpy,
+    check_k,
+    check_log_probs,
+    check_passes,
+    check_probs,
+    check_scores,
+    random_batch,
+    top_k,
+)
+from .coreset import RobustKCenterBatch, covering_radius, kcenter_greedy, kcenter_robust, nearest_centre_distance
+from .deimos import DeimosSample, deimos, deimos_dense, deimos_from_covariance, deimos_sample
+from .requirements import REQUIREMENTS, AcquisitionContext, Requirement, StrategyInputs
+from .strategies import STRATEGIES, Strategy, get_strategy
+from .tau import auto_tau_inv
 from .uncertainty import (
     entropy,
     margin,
@@ -24,12 +40,6 @@ from .uncertainty import (
     to_base,
     var_ratio,
 )
-from .bald import bald, batchbald, conditional_entropy, joint_entropy_exact, power_bald, power_sample
-from .coreset import RobustKCenterBatch, covering_radius, kcenter_greedy, kcenter_robust, nearest_centre_distance
-from .deimos import DeimosSample, deimos, deimos_dense, deimos_from_covariance, deimos_sample
-from .requirements import REQUIREMENTS, AcquisitionContext, Requirement, StrategyInputs
-from .strategies import STRATEGIES, Strategy, get_strategy
-from .tau import auto_tau_inv
 
 __all__ = [
     "CandidateBatch",

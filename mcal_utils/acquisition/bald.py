@@ -34,14 +34,18 @@ maximum, so nothing underflows and ``p = 0`` contributes ``0 log 0 = 0``.
 All values are in nats (natural log); ``base=2`` converts to bits (DEIMOS
 reports BALD in bits; the ranking is the same).
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 from scipy.special import logsumexp
+from tqdm.auto import tqdm
 
-from .base import CandidateBatch, as_generator, as_numpy, check_k, check_log_probs, check_probs, top_k
+from mcal_utils.checks import check_float, check_int, check_random_state
+
+from .base import CandidateBatch, as_numpy, check_k, check_log_probs, check_probs, top_k
 from .uncertainty import to_base, xlogx
 
 __all__ = [
@@ -93,15 +97,6 @@ def bald(probs_N_T_C=None, *, log_probs_N_T_C=None, base=None) -> np.ndarray:
     return to_base(np.maximum(h_pred - h_cond, 0.0), base)
 
 
-def _check_beta(beta) -> float:
-    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, (int, float, np.integer, np.floating)):
-        raise ValueError(f"beta must be a number > 0 (or math.inf for plain top-k), got {beta!r}")
-    beta = float(beta)
-    if not beta > 0:  # NaN fails too
-        raise ValueError(f"beta must be > 0 (or math.inf for plain top-k), got {beta!r}")
-    return beta
-
-
 def power_sample(scores_N, k: int, *, beta: float = 1.0, random_state) -> CandidateBatch:
     """k distinct indices drawn without replacement with probabilities ``∝ scores_N ** beta``.
 
@@ -116,23 +111,24 @@ def power_sample(scores_N, k: int, *, beta: float = 1.0, random_state) -> Candid
         raise ValueError(f"scores_N must be 1-D (N,), got shape {s.shape}")
     if not np.all(np.isfinite(s)) or (s.size and s.min() < 0):
         raise ValueError("scores_N must be finite and >= 0 (power sampling weights points by score^beta)")
-    beta = _check_beta(beta)
+    beta = check_float(beta, "beta (math.inf: plain top-k)", gt=0.0, finite=False)
     k = check_k(k, s.shape[0])
-    rng = as_generator(random_state)                       # required even for beta = inf: explicit randomness
+    rng = check_random_state(random_state)  # required even for beta = inf: explicit randomness
     if math.isinf(beta):
         return top_k(s, k)
-    g_N = rng.gumbel(size=s.shape[0])
+    g_N = rng.gumbel(size=int(s.shape[0]))
     positive = s > 0
     log_s = np.log(np.where(positive, s, 1.0))
     # the same order either way; each form stays finite on its side of beta = 1
     key_N = log_s + g_N / beta if beta >= 1.0 else beta * log_s + g_N
     key_N = np.where(positive, key_N, -np.inf)
-    order = np.lexsort((-g_N, -key_N))[:k]                  # by key; the score-0 points by their own noise
+    order = np.lexsort((-g_N, -key_N))[:k]  # by key; the score-0 points by their own noise
     return CandidateBatch(indices=order.astype(np.int64), scores=s[order])
 
 
-def power_bald(k: int, *, probs_N_T_C=None, log_probs_N_T_C=None, beta: float = 1.0, random_state,
-               base=None) -> CandidateBatch:
+def power_bald(
+    k: int, *, probs_N_T_C=None, log_probs_N_T_C=None, beta: float = 1.0, random_state, base=None
+) -> CandidateBatch:
     """Power BALD: k points sampled with probabilities ``∝ BALD^beta`` (Kirsch et al. 2023).
 
     Give T MC passes as ``probs_N_T_C`` or ``log_probs_N_T_C`` (as :func:`bald`).
@@ -154,7 +150,7 @@ def _log_joint_step(log_joint_M_K: np.ndarray, log_probs_K_C: np.ndarray) -> np.
     """Enumerate one more variable: ``(M, K) x (K, C) -> (M*C, K)`` log joint probabilities."""
     M, K = log_joint_M_K.shape
     out = (log_joint_M_K[:, None, :] + log_probs_K_C.T[None, :, :]).reshape(M * log_probs_K_C.shape[1], K)
-    possible = np.isfinite(out.max(axis=1))                  # drop configurations with p = 0 under every w_k
+    possible = np.isfinite(out.max(axis=1))  # drop configurations with p = 0 under every w_k
     return out if possible.all() else out[possible]
 
 
@@ -186,8 +182,8 @@ def _joint_entropies_with_candidates(
     """
     M, K = log_joint_M_K.shape
     N, _, C = probs_N_K_C.shape
-    shift_M = log_joint_M_K.max(axis=1)                     # finite: every row has p > 0 for some k
-    scaled_M_K = np.exp(log_joint_M_K - shift_M[:, None])   # in [0, 1], max 1 per row
+    shift_M = log_joint_M_K.max(axis=1)  # finite: every row has p > 0 for some k
+    scaled_M_K = np.exp(log_joint_M_K - shift_M[:, None])  # in [0, 1], max 1 per row
     # p(config_m, c) = exp(shift_m) / K * mix[m, c],  mix = scaled_M_K @ p_n_K_C, so
     #   sum_c p log p = exp(shift_m) / K * (sum_c mix log mix + (shift_m - log K) * sum_c mix)
     # sampled (eq. 12): weight p(y_S^m, c) / p(y_S^m) = mix[m, c] / sum_k scaled[m, k], averaged over m
@@ -196,10 +192,10 @@ def _joint_entropies_with_candidates(
     else:
         weight_M = 1.0 / (M * scaled_M_K.sum(axis=1))
     offset_M = shift_M - math.log(K)
-    sum_mix_M_N = scaled_M_K @ probs_N_K_C.sum(axis=2).T     # sum_c mix[m, c] for every candidate
+    sum_mix_M_N = scaled_M_K @ probs_N_K_C.sum(axis=2).T  # sum_c mix[m, c] for every candidate
     out_N = -(weight_M * offset_M) @ sum_mix_M_N
     chunk = max(1, _BLOCK_ELEMENTS // max(1, M * C))
-    flat_probs = probs_N_K_C.transpose(1, 0, 2)              # (K, N, C)
+    flat_probs = probs_N_K_C.transpose(1, 0, 2)  # (K, N, C)
     for start in range(0, N, chunk):
         stop = min(N, start + chunk)
         b = stop - start
@@ -219,7 +215,7 @@ def _sample_labels(probs_K_C: np.ndarray, masks_M: np.ndarray, rng: np.random.Ge
     """One label per configuration, ``y_m ~ p(y | x, w_{mask_m})`` (inverse CDF)."""
     cdf_M_C = np.cumsum(probs_K_C[masks_M], axis=1)
     u_M = rng.random(masks_M.shape[0]) * cdf_M_C[:, -1]
-    labels = (cdf_M_C <= u_M[:, None]).sum(axis=1)           # first c with cdf_c > u: p_c > 0
+    labels = (cdf_M_C <= u_M[:, None]).sum(axis=1)  # first c with cdf_c > u: p_c > 0
     return np.minimum(labels, probs_K_C.shape[1] - 1)
 
 
@@ -247,8 +243,7 @@ def batchbald(
     """
     lp = check_log_probs(log_probs_N_K_C, 3, "log_probs_N_K_C")
     N, K, C = lp.shape
-    if isinstance(num_samples, (bool, np.bool_)) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+    num_samples = check_int(num_samples, "num_samples", ge=1)
     if candidates is None:
         cand = np.arange(N)
     else:
@@ -264,16 +259,13 @@ def batchbald(
     k = check_k(k, cand.size)
     if k == 0:
         return CandidateBatch(np.zeros(0, np.int64), np.zeros(0))
-
-    from tqdm.auto import tqdm
-
-    probs_cand = np.exp(lp[cand])                            # (Nc, K, C); exp(-inf) = 0
+    probs_cand = np.exp(lp[cand])  # (Nc, K, C); exp(-inf) = 0
     h_cond_cand = -_plogp_from_log(lp[cand]).sum(axis=2).mean(axis=1)
     rng = None
-    log_joint_M_K = np.zeros((1, K))                         # S = {}: one empty configuration
+    log_joint_M_K = np.zeros((1, K))  # S = {}: one empty configuration
     exact = True
     masks_M = labels_S_M = None
-    picked: list[int] = []                                   # positions in cand
+    picked: list[int] = []  # positions in cand
     scores: list[float] = []
     h_cond_picked = 0.0
     available = np.ones(cand.size, dtype=bool)
@@ -282,26 +274,27 @@ def batchbald(
             last = picked[-1]
             if exact and C ** len(picked) <= num_samples:
                 log_joint_M_K = _log_joint_step(log_joint_M_K, lp[cand[last]])
-            elif exact:                                      # switch: sample configurations of S
+            elif exact:  # switch: sample configurations of S
                 exact = False
                 if random_state is None:
                     raise ValueError(
                         f"random_state is required: C^|batch| = {C}^{len(picked)} exceeds "
                         f"num_samples={num_samples}, so label configurations are sampled"
                     )
-                rng = as_generator(random_state)
+                rng = check_random_state(random_state)
                 masks_M = _sample_masks(num_samples, K, rng)
                 labels_S_M = [_sample_labels(probs_cand[j], masks_M, rng) for j in picked]
                 log_joint_M_K = np.zeros((masks_M.shape[0], K))
                 for j, labels_M in zip(picked, labels_S_M):
                     log_joint_M_K += lp[cand[j]][:, labels_M].T
-            else:                                            # extend every sampled configuration
+            else:  # extend every sampled configuration
+                assert masks_M is not None and rng is not None  # set when sampling started
                 labels_M = _sample_labels(probs_cand[last], masks_M, rng)
                 log_joint_M_K = log_joint_M_K + lp[cand[last]][:, labels_M].T
         h_joint = _joint_entropies_with_candidates(log_joint_M_K, probs_cand, exact)
         score_N = h_joint - h_cond_cand - h_cond_picked
         score_N[~available] = -np.inf
-        best = int(np.argmax(score_N))                       # ties -> lowest candidate position
+        best = int(np.argmax(score_N))  # ties -> lowest candidate position
         picked.append(best)
         scores.append(float(score_N[best]))
         available[best] = False

@@ -6,19 +6,20 @@ arrays. Names carry shapes: ``probs_N_C`` (one deterministic pass),
 ``probs_N_T_C`` (T MC passes), ``log_probs_N_K_C`` (K shared-mask passes),
 ``preds_N_T`` (regression), ``scores_N``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from mcal_utils.checks import check_finite, check_int, check_random_state
+
 __all__ = [
     "CandidateBatch",
     "as_numpy",
-    "as_generator",
     "check_probs",
     "check_log_probs",
-    "check_finite",
     "check_k",
     "check_passes",
     "check_scores",
@@ -51,8 +52,7 @@ class CandidateBatch:
         scores = np.asarray(self.scores, dtype=np.float64)
         if indices.ndim != 1 or scores.ndim != 1:
             raise ValueError(
-                f"CandidateBatch expects 1-D indices and scores, got shapes "
-                f"{indices.shape} and {scores.shape}"
+                f"CandidateBatch expects 1-D indices and scores, got shapes {indices.shape} and {scores.shape}"
             )
         if indices.shape != scores.shape:
             raise ValueError(
@@ -100,31 +100,6 @@ def _low_precision_eps(x) -> float:
     """Machine epsilon of ``x``'s dtype when it is float16 / bfloat16 (numpy or torch), else 0."""
     dtype = str(getattr(x, "dtype", "")).removeprefix("torch.")
     return _LOW_PRECISION_EPS.get(dtype, 0.0)
-
-
-def as_generator(random_state) -> np.random.Generator:
-    """int seed, ``numpy.random.Generator`` or ``numpy.random.SeedSequence`` -> Generator.
-
-    ``None`` is refused: randomness is always explicit.
-    """
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None:
-        raise ValueError("random_state is required (an int seed or a numpy.random.Generator), got None")
-    if isinstance(random_state, (bool, np.bool_)):
-        raise ValueError(f"random_state must be an int seed or a numpy.random.Generator, got {random_state!r}")
-    if isinstance(random_state, (int, np.integer, np.random.SeedSequence)):
-        return np.random.default_rng(random_state)
-    raise ValueError(
-        f"random_state must be an int seed or a numpy.random.Generator, got {type(random_state).__name__}"
-    )
-
-
-def check_finite(x: np.ndarray, name: str) -> np.ndarray:
-    if not np.all(np.isfinite(x)):
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise ValueError(f"{name} must be finite, found {bad} NaN or inf values")
-    return x
 
 
 def _check_ndim(x: np.ndarray, ndim: int, name: str, layout: str) -> None:
@@ -193,22 +168,22 @@ def check_log_probs(x, ndim: int, name: str = "log_probs") -> np.ndarray:
     return lp
 
 
-def check_passes(n_passes: int, what: str, name: str = "T") -> int:
+def check_passes(T: int, what: str, name: str = "T") -> int:
     """Refuse fewer than 2 MC passes for a score built from the spread between passes.
 
     BALD, BatchBALD, the MC variation ratio, the per-class std, the MC variance and DEIMOS's
     covariance are exactly 0 for every point when ``T = 1`` (``K = 1``, ``J = 1``): the top-k
-    would be a tie broken by index. ``what`` names the score in the message.
+    would be a tie broken by index. ``what`` names the score in the message, ``name`` the passes.
+    Not an int -> ``TypeError``; ``T < 2`` -> ``ValueError``.
     """
-    if isinstance(n_passes, (bool, np.bool_)) or not isinstance(n_passes, (int, np.integer)):
-        raise ValueError(f"{name} (MC passes) must be an int, got {n_passes!r}")
-    if n_passes < 2:
+    T = check_int(T, f"{name} (MC passes)")
+    if T < 2:
         raise ValueError(
-            f"{what} needs at least 2 MC-dropout passes ({name} >= 2), got {name} = {n_passes}: with one pass "
+            f"{what} needs at least 2 MC-dropout passes ({name} >= 2), got {name} = {T}: with one pass "
             f"it scores 0 for every point and the picks are a tie broken by index. Use {name} >= 2 "
             f"(e.g. mc_samples=20 or more)."
         )
-    return int(n_passes)
+    return T
 
 
 def check_scores(scores, what: str) -> np.ndarray:
@@ -225,14 +200,11 @@ def check_scores(scores, what: str) -> np.ndarray:
 
 
 def check_k(k, n: int, what: str = "candidates") -> int:
-    """``k`` must be an int with ``0 <= k <= n``."""
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
-        raise ValueError(f"batch size k must be an int, got {k!r}")
-    k = int(k)
-    if k < 0:
-        raise ValueError(f"batch size k must be >= 0, got {k}")
+    """``k`` (points picked per step) as an int with ``0 <= k <= n``: ``TypeError`` if not an int,
+    ``ValueError`` out of range."""
+    k = check_int(k, "k (points picked per step)", ge=0)
     if k > n:
-        raise ValueError(f"batch size k={k} is larger than the number of {what} ({n})")
+        raise ValueError(f"k={k} (points picked per step) is larger than the number of {what} ({n})")
     return k
 
 
@@ -253,10 +225,12 @@ def top_k(scores_N, k: int, *, largest: bool = True) -> CandidateBatch:
 
 
 def random_batch(n: int, k: int, random_state) -> CandidateBatch:
-    """k distinct indices drawn uniformly from ``range(n)``; scores are all 0."""
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
-    k = check_k(k, int(n))
-    rng = as_generator(random_state)
-    idx = rng.choice(int(n), size=k, replace=False).astype(np.int64)
+    """k distinct indices drawn uniformly from ``range(n)``; scores are all 0.
+
+    ``random_state``: int seed or numpy Generator (:func:`mcal_utils.checks.check_random_state`).
+    """
+    n = check_int(n, "n", ge=0)
+    k = check_k(k, n)
+    rng = check_random_state(random_state)
+    idx = rng.choice(n, size=k, replace=False).astype(np.int64)
     return CandidateBatch(indices=idx, scores=np.zeros(k))

@@ -36,13 +36,20 @@ from the unlabelled points; distances are Euclidean.
   can be. The ``N x N`` distance matrix is float64 (N = 3000: 72 MB), so N is
   limited to ``max_points`` (default 5000).
 """
+
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_matrix, hstack, identity
+from tqdm.auto import tqdm
 
-from .base import CandidateBatch, as_generator, as_numpy, check_finite, check_k
+from mcal_utils.checks import check_finite, check_float, check_int, check_random_state
+
+from .base import CandidateBatch, as_numpy, check_k
 
 __all__ = [
     "kcenter_greedy",
@@ -127,14 +134,12 @@ def kcenter_greedy(
     dist_N = nearest_centre_distance(x, m)
     taken = m.copy()
     picks, scores = [], []
-    from tqdm.auto import tqdm
-
     for step in tqdm(range(k), desc="k-center", disable=not progress, leave=False):
         if step == 0 and not m.any():
             if random_state is None:
                 raise ValueError("random_state is required to draw the first centre when no point is labelled")
             pool = np.flatnonzero(~taken)
-            best = int(pool[as_generator(random_state).integers(pool.size)])
+            best = int(pool[check_random_state(random_state).integers(pool.size)])
         else:
             masked = np.where(taken, -np.inf, dist_N)
             best = int(np.argmax(masked))
@@ -196,7 +201,7 @@ def _greedy_cover(cover_U_J, k: int, n_outliers: int):
         if gain_J[j] == 0:
             break
         chosen.append(j)
-        uncovered[cols_J_U.indices[cols_J_U.indptr[j]:cols_J_U.indptr[j + 1]]] = False
+        uncovered[cols_J_U.indices[cols_J_U.indptr[j] : cols_J_U.indptr[j + 1]]] = False
     return chosen if uncovered.sum() <= n_outliers else None
 
 
@@ -207,29 +212,28 @@ def _feasible(d_N_N, d_lab_N, unlabelled_J, delta, k, n_outliers, time_limit):
     ``"no"`` (proved infeasible) or ``"unknown"`` (the MILP hit ``time_limit``, or
     ``time_limit=None``: the greedy cover only).
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import csr_matrix, hstack, identity
-
-    rows_U = np.flatnonzero(d_lab_N > delta)                  # not covered by a labelled centre
+    rows_U = np.flatnonzero(d_lab_N > delta)  # not covered by a labelled centre
     if rows_U.size <= n_outliers:
         return "yes", np.zeros(0, np.int64), False
-    cover = d_N_N[np.ix_(rows_U, unlabelled_J)] <= delta      # (U, J) bool
+    cover = d_N_N[np.ix_(rows_U, unlabelled_J)] <= delta  # (U, J) bool
     useful_J = np.flatnonzero(cover.any(axis=0))
     cover_U_J = csr_matrix(cover[:, useful_J], dtype=np.float64)
     greedy = _greedy_cover(cover_U_J, k, n_outliers)
     if greedy is not None:
         return "yes", unlabelled_J[useful_J[greedy]], False
     if k == 1 or rows_U.size - n_outliers > k * int(cover.sum(axis=0).max()):
-        return "no", None, False                             # greedy is exact for k = 1; counting bound
-    if time_limit is None or time_limit <= 0:                 # heuristic only / no time left
+        return "no", None, False  # greedy is exact for k = 1; counting bound
+    if time_limit is None or time_limit <= 0:  # heuristic only / no time left
         return "unknown", None, False
     U, J = cover_U_J.shape
-    a_cover = hstack([cover_U_J, identity(U, format="csr")], format="csr")   # cover u + z >= 1
+    a_cover = hstack([cover_U_J, identity(U, format="csr")], format="csr")  # cover u + z >= 1
     a_budget = csr_matrix(np.vstack([np.r_[np.zeros(J), np.ones(U)], np.r_[np.ones(J), np.zeros(U)]]))
     res = milp(
-        c=np.zeros(J + U),                                       # pure feasibility
-        constraints=[LinearConstraint(a_cover, lb=1.0, ub=np.inf),
-                     LinearConstraint(a_budget, lb=0.0, ub=[float(n_outliers), float(k)])],
+        c=np.zeros(J + U),  # pure feasibility
+        constraints=[
+            LinearConstraint(a_cover, lb=1.0, ub=np.inf),
+            LinearConstraint(a_budget, lb=0.0, ub=[float(n_outliers), float(k)]),
+        ],
         integrality=np.ones(J + U),
         bounds=Bounds(0.0, 1.0),
         options={"time_limit": float(time_limit), "disp": False},
@@ -244,44 +248,44 @@ def _feasible(d_N_N, d_lab_N, unlabelled_J, delta, k, n_outliers, time_limit):
 def check_robust_size(n_points: int, *, max_points: int = 5000) -> None:
     """Refuse a robust k-center problem of ``n_points`` points (labelled + candidates)
     above ``max_points`` -- callable before any training to validate a configuration."""
-    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
-        raise ValueError(f"n_points must be a positive int, got {n_points!r}")
+    n_points = check_int(n_points, "n_points", ge=1)
     if n_points > max_points:
         raise ValueError(
             f"kcenter_robust keeps an N x N float64 distance matrix; N={n_points} points (labelled + "
-            f"candidates) exceed max_points={max_points} ({8 * n_points ** 2 / 2 ** 20:.0f} MiB). Use fewer "
+            f"candidates) exceed max_points={max_points} ({8 * n_points**2 / 2**20:.0f} MiB). Use fewer "
             "candidates (n_candidates), raise max_points if the memory is there, or use kcenter_greedy."
         )
 
 
-def check_robust_problem(n_points: int, k: int, *, n_outliers: int = 0, outlier_fraction: float | None = None,
-                         max_points: int = 5000, time_limit: float = 60.0, progress: bool | None = False) -> None:
+def check_robust_problem(
+    n_points: int,
+    k: int,
+    *,
+    n_outliers: int = 0,
+    outlier_fraction: float | None = None,
+    max_points: int = 5000,
+    time_limit: float = 60.0,
+    progress: bool | None = False,
+) -> None:
     """Every check :func:`kcenter_robust` makes on its options and size, without the data:
     for validating a configuration before training (``n_points`` = labelled + candidates)."""
     check_robust_size(n_points, max_points=max_points)
     _n_outliers(n_outliers, outlier_fraction, n_points)
     _check_time_limit(time_limit)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < n_points:
-        raise ValueError(f"k must be an int in [0, {n_points - 1}], got {k!r}")
+    check_int(k, "k", ge=0, lt=n_points)
 
 
 def _check_time_limit(time_limit) -> None:
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    check_float(time_limit, "time_limit (seconds)", gt=0.0, finite=False)
 
 
 def _n_outliers(n_outliers, outlier_fraction, N: int) -> int:
     if outlier_fraction is not None:
         if n_outliers:
             raise ValueError("pass n_outliers or outlier_fraction, not both")
-        if isinstance(outlier_fraction, bool) or not isinstance(outlier_fraction, (int, float)) \
-                or not 0 <= outlier_fraction < 1:
-            raise ValueError(f"outlier_fraction must be a number in [0, 1), got {outlier_fraction!r}")
+        check_float(outlier_fraction, "outlier_fraction", ge=0.0, lt=1.0)
         n_outliers = int(np.floor(outlier_fraction * N))
-    if isinstance(n_outliers, (bool, np.bool_)) or not isinstance(n_outliers, (int, np.integer)) \
-            or not 0 <= n_outliers < N:
-        raise ValueError(f"n_outliers must be an int in [0, {N - 1}], got {n_outliers!r}")
-    return int(n_outliers)
+    return check_int(n_outliers, "n_outliers", ge=0, lt=N)
 
 
 def kcenter_robust(
@@ -306,8 +310,6 @@ def kcenter_robust(
     order; ``scores[i]`` = distance of pick i to the nearest centre (labelled or picked before
     it). The result's ``exact`` says whether ``radius`` is proved optimal.
     """
-    import time
-
     t_start = time.perf_counter()
     x, m = _check_features(features_N_D, labelled_mask_N)
     N = x.shape[0]
@@ -324,8 +326,17 @@ def kcenter_robust(
     if k == 0:
         radius = _robust_radius(d_lab_N, n_outliers)
         empty = np.zeros(0, np.int64)
-        return RobustKCenterBatch(empty, np.zeros(0), radius, np.flatnonzero(d_lab_N > radius), radius, 0,
-                                  lower_bound=radius, exact=True, seconds=time.perf_counter() - t_start)
+        return RobustKCenterBatch(
+            empty,
+            np.zeros(0),
+            radius,
+            np.flatnonzero(d_lab_N > radius),
+            radius,
+            0,
+            lower_bound=radius,
+            exact=True,
+            seconds=time.perf_counter() - t_start,
+        )
     n_trav = min(k + n_outliers + 1, unlabelled_J.size)
     trav = kcenter_greedy(x, m, n_trav)
     greedy_mask = m.copy()
@@ -340,23 +351,23 @@ def kcenter_robust(
     # radii[proved] was proved infeasible (so is everything below it)
     best_new, lo, hi, proved = trav.indices[:k], -1, radii.size - 1, -1
     n_solves = 0
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=int(np.ceil(np.log2(max(2, radii.size)))), desc="robust k-center", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        total=int(np.ceil(np.log2(max(2, radii.size)))), desc="robust k-center", disable=not progress, leave=False
+    )
 
     def ask(i, milp: bool):
         nonlocal best_new, hi, proved, n_solves
         remaining = time_limit - (time.perf_counter() - t_start)
-        status, new, milp_used = _feasible(d_N_N, d_lab_N, unlabelled_J, radii[i], k, n_outliers,
-                                           remaining if milp else None)
+        status, new, milp_used = _feasible(
+            d_N_N, d_lab_N, unlabelled_J, radii[i], k, n_outliers, remaining if milp else None
+        )
         n_solves += milp_used
         bar.update(1)
         if status == "yes":
             mask = m.copy()
             mask[new] = True
             attained = int(np.searchsorted(radii, _robust_radius(d_N_N[:, mask].min(axis=1), n_outliers)))
-            if attained >= hi:                                # no better than the best (solver tolerance)
+            if attained >= hi:  # no better than the best (solver tolerance)
                 return "unknown"
             best_new, hi = new, attained
         proved = i if status == "no" else proved
@@ -376,20 +387,20 @@ def kcenter_robust(
         if ask(mid, milp=True) != "yes":
             lo = mid if proved == mid else lo
             if proved != mid:
-                break                                         # the time limit stopped a MILP
+                break  # the time limit stopped a MILP
     exact = hi - lo <= 1
     bar.close()
     lower_bound = max(lower, float(radii[proved + 1])) if proved + 1 < radii.size else lower
 
     centres = m.copy()
     centres[best_new] = True
-    if centres.sum() - m.sum() < k:                          # fill up: extra centres never raise the radius
+    if centres.sum() - m.sum() < k:  # fill up: extra centres never raise the radius
         centres[kcenter_greedy(x, centres, k - int(centres.sum() - m.sum())).indices] = True
     new = np.flatnonzero(centres & ~m)
     dist = d_lab_N.copy()
     order, scores = [], []
     remaining_new = list(new)
-    while remaining_new:                                      # farthest-first order of the chosen centres
+    while remaining_new:  # farthest-first order of the chosen centres
         j = max(remaining_new, key=lambda i: (dist[i], -i))
         order.append(j)
         scores.append(float(dist[j]))

@@ -25,7 +25,8 @@ max_variance           preds_N_T            ``preds_N_T``; top-k variance over p
 kcenter_greedy         features             ``features`` (N, D), ``labelled_mask`` (N,) bool [``progress``]
 kcenter_robust         features             ``features``, ``labelled_mask`` [``n_outliers``, ``outlier_fraction``,
                                             ``max_points``, ``time_limit``, ``progress``]
-deimos                 fixed_J_S            ``preds`` (J, S) or (J, S, C), ``tau_inv`` [the keyword options of ``deimos``]
+deimos                 fixed_J_S            ``preds`` (J, S) or (J, S, C), ``tau_inv`` [the keyword options of
+                                            ``deimos``: ``candidates``, ``progress``, ``threads``, ``backend``]
 =====================  ===================  ===============================================
 
 Options (in brackets) are checked before training (``Strategy.check_options``): those of the
@@ -41,17 +42,19 @@ For the "features" strategies the rows are all points (labelled and unlabelled)
 and the picks are never labelled rows. For "deimos" the rows are those of
 X_samp (see ``mcal_utils.acquisition.deimos``).
 """
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from . import uncertainty as U
-from .bald import bald, batchbald
+from .bald import bald, batchbald, power_bald
 from .base import CandidateBatch, check_passes, check_scores, random_batch, top_k
 from .coreset import check_robust_problem, kcenter_greedy, kcenter_robust
+from .deimos import deimos
 from .requirements import REQUIREMENTS, Requirement
+from .uncertainty import entropy, margin, max_variance, mc_variation_ratio, mean_std, predictive_entropy, var_ratio
 
 __all__ = ["Strategy", "STRATEGIES", "get_strategy", "REQUIREMENTS"]
 
@@ -109,15 +112,20 @@ class Strategy:
         params = inspect.signature(self.options_of()).parameters.values()
         if any(p.kind is p.VAR_KEYWORD for p in params):
             return None
-        return tuple(p.name for p in params if p.default is not p.empty and p.kind is not p.VAR_POSITIONAL
-                     and p.name != "random_state")
+        return tuple(
+            p.name
+            for p in params
+            if p.default is not p.empty and p.kind is not p.VAR_POSITIONAL and p.name != "random_state"
+        )
 
     def check_options(self, options) -> None:
         """Refuse options ``select`` would not accept, or that the loop computes itself (before training)."""
         clash = sorted(set(options) & set(self.inputs.provides))
         if clash:
-            raise ValueError(f"strategy_options of {self.name!r} set {clash}, which the loop computes from the "
-                             f"model and the pool; remove them")
+            raise ValueError(
+                f"strategy_options of {self.name!r} set {clash}, which the loop computes from the "
+                f"model and the pool; remove them"
+            )
         accepted = self.accepted_options()
         if accepted is not None:
             valid = [name for name in accepted if name not in self.inputs.provides]
@@ -131,9 +139,8 @@ class Strategy:
         if missing:
             raise ValueError(f"strategy {self.name!r} needs keyword(s) {missing}; it accepts {list(self.keywords())}")
         if self.one_of and len(given & set(self.one_of)) != 1:
-            raise ValueError(
-                f"strategy {self.name!r} needs exactly one of {list(self.one_of)}, got {sorted(given & set(self.one_of))}"
-            )
+            got = sorted(given & set(self.one_of))
+            raise ValueError(f"strategy {self.name!r} needs exactly one of {list(self.one_of)}, got {got}")
         accepted = self.accepted_options()
         if accepted is not None:
             valid = list(dict.fromkeys(self.keywords() + accepted))
@@ -178,8 +185,6 @@ def _bald(k, *, random_state, **arrays):
 
 
 def _power_bald(k, *, random_state, probs_N_T_C, beta=1.0):
-    from .bald import power_bald
-
     return power_bald(k, probs_N_T_C=probs_N_T_C, beta=beta, random_state=random_state)
 
 
@@ -200,53 +205,130 @@ def _kcenter_robust_size(n_labelled, n_candidates, k, options):
     check_robust_problem(n_labelled + n_candidates, k, **options)
 
 
-def _deimos_fn():
-    from .deimos import deimos
-
-    return deimos
-
-
 def _deimos(k, *, random_state, preds, tau_inv, **options):
-    from .deimos import deimos  # imported lazily: the module is written alongside this one
-
     return deimos(preds, k, tau_inv, **options)
 
 
 def _build() -> dict:
     s = [
-        Strategy("random", "nothing", "uniform without replacement", _random,
-                 one_of=("n",) + _ARRAY_KEYWORDS, optional=()),
-        Strategy("var_ratio", "probs_N_C", "1 - max_c p_c (modAL classifier_uncertainty), largest first",
-                 _top(U.var_ratio, "probs_N_C"), required=("probs_N_C",)),
-        Strategy("margin", "probs_N_C", "p(top-1) - p(top-2) (modAL classifier_margin), SMALLEST first",
-                 _top(U.margin, "probs_N_C", largest=False), required=("probs_N_C",)),
-        Strategy("margin_inverted", "probs_N_C", "the MC-dropout-entropy paper's code (a bug): the LARGEST margins first",
-                 _top(U.margin, "probs_N_C", largest=True), required=("probs_N_C",)),
-        Strategy("entropy", "probs_N_C", "entropy of one deterministic pass (modAL classifier_entropy), nats",
-                 _top(U.entropy, "probs_N_C"), required=("probs_N_C",)),
-        Strategy("entropy_mc", "probs_N_T_C", "EntropyD: entropy of the mean of T MC passes, nats",
-                 _top(U.predictive_entropy, "probs_N_T_C"), required=("probs_N_T_C",)),
-        Strategy("variation_ratio_mc", "probs_N_T_C", "Gal's variation ratio 1 - f_mode / T over T MC passes",
-                 _top(U.mc_variation_ratio, "probs_N_T_C"), required=("probs_N_T_C",), min_passes=2),
-        Strategy("mean_std", "probs_N_T_C", "mean over classes of the std over T MC passes",
-                 _top(U.mean_std, "probs_N_T_C"), required=("probs_N_T_C",), min_passes=2),
-        Strategy("bald", "probs_N_T_C", "BALD mutual information, nats",
-                 _bald, one_of=("probs_N_T_C", "log_probs_N_T_C", "log_probs_N_K_C"), min_passes=2),
-        Strategy("power_bald", "probs_N_T_C", "Power BALD (Kirsch et al. 2023): k points drawn with probability "
-                 "proportional to BALD^beta", _power_bald, required=("probs_N_T_C",), optional=("beta",), min_passes=2),
-        Strategy("batchbald", "log_probs_N_K_C", "greedy BatchBALD on shared-mask log-probs, nats",
-                 _batchbald, required=("log_probs_N_K_C",), optional=None, min_passes=2,
-                 options_of=lambda: batchbald),
-        Strategy("max_variance", "preds_N_T", "variance over T MC passes of a regression output",
-                 _top(U.max_variance, "preds_N_T"), required=("preds_N_T",), min_passes=2),
-        Strategy("kcenter_greedy", "features", "greedy k-center on penultimate features (Sener & Savarese 2018)",
-                 _kcenter_greedy, required=("features", "labelled_mask"), optional=None,
-                 options_of=lambda: kcenter_greedy),
-        Strategy("kcenter_robust", "features", "robust k-center MILP (HiGHS) with an outlier budget",
-                 _kcenter_robust, required=("features", "labelled_mask"), optional=None,
-                 options_of=lambda: kcenter_robust, check_size=_kcenter_robust_size),
-        Strategy("deimos", "fixed_J_S", "DEIMOS: greedy expected reduction of tr(V) on X_samp",
-                 _deimos, required=("preds", "tau_inv"), optional=None, min_passes=2, options_of=_deimos_fn),
+        Strategy(
+            "random", "nothing", "uniform without replacement", _random, one_of=("n",) + _ARRAY_KEYWORDS, optional=()
+        ),
+        Strategy(
+            "var_ratio",
+            "probs_N_C",
+            "1 - max_c p_c (modAL classifier_uncertainty), largest first",
+            _top(var_ratio, "probs_N_C"),
+            required=("probs_N_C",),
+        ),
+        Strategy(
+            "margin",
+            "probs_N_C",
+            "p(top-1) - p(top-2) (modAL classifier_margin), SMALLEST first",
+            _top(margin, "probs_N_C", largest=False),
+            required=("probs_N_C",),
+        ),
+        Strategy(
+            "margin_inverted",
+            "probs_N_C",
+            "the MC-dropout-entropy paper's code (a bug): the LARGEST margins first",
+            _top(margin, "probs_N_C", largest=True),
+            required=("probs_N_C",),
+        ),
+        Strategy(
+            "entropy",
+            "probs_N_C",
+            "entropy of one deterministic pass (modAL classifier_entropy), nats",
+            _top(entropy, "probs_N_C"),
+            required=("probs_N_C",),
+        ),
+        Strategy(
+            "entropy_mc",
+            "probs_N_T_C",
+            "EntropyD: entropy of the mean of T MC passes, nats",
+            _top(predictive_entropy, "probs_N_T_C"),
+            required=("probs_N_T_C",),
+        ),
+        Strategy(
+            "variation_ratio_mc",
+            "probs_N_T_C",
+            "Gal's variation ratio 1 - f_mode / T over T MC passes",
+            _top(mc_variation_ratio, "probs_N_T_C"),
+            required=("probs_N_T_C",),
+            min_passes=2,
+        ),
+        Strategy(
+            "mean_std",
+            "probs_N_T_C",
+            "mean over classes of the std over T MC passes",
+            _top(mean_std, "probs_N_T_C"),
+            required=("probs_N_T_C",),
+            min_passes=2,
+        ),
+        Strategy(
+            "bald",
+            "probs_N_T_C",
+            "BALD mutual information, nats",
+            _bald,
+            one_of=("probs_N_T_C", "log_probs_N_T_C", "log_probs_N_K_C"),
+            min_passes=2,
+        ),
+        Strategy(
+            "power_bald",
+            "probs_N_T_C",
+            "Power BALD (Kirsch et al. 2023): k points drawn with probability proportional to BALD^beta",
+            _power_bald,
+            required=("probs_N_T_C",),
+            optional=("beta",),
+            min_passes=2,
+        ),
+        Strategy(
+            "batchbald",
+            "log_probs_N_K_C",
+            "greedy BatchBALD on shared-mask log-probs, nats",
+            _batchbald,
+            required=("log_probs_N_K_C",),
+            optional=None,
+            min_passes=2,
+            options_of=lambda: batchbald,
+        ),
+        Strategy(
+            "max_variance",
+            "preds_N_T",
+            "variance over T MC passes of a regression output",
+            _top(max_variance, "preds_N_T"),
+            required=("preds_N_T",),
+            min_passes=2,
+        ),
+        Strategy(
+            "kcenter_greedy",
+            "features",
+            "greedy k-center on penultimate features (Sener & Savarese 2018)",
+            _kcenter_greedy,
+            required=("features", "labelled_mask"),
+            optional=None,
+            options_of=lambda: kcenter_greedy,
+        ),
+        Strategy(
+            "kcenter_robust",
+            "features",
+            "robust k-center MILP (HiGHS) with an outlier budget",
+            _kcenter_robust,
+            required=("features", "labelled_mask"),
+            optional=None,
+            options_of=lambda: kcenter_robust,
+            check_size=_kcenter_robust_size,
+        ),
+        Strategy(
+            "deimos",
+            "fixed_J_S",
+            "DEIMOS: greedy expected reduction of tr(V) on X_samp",
+            _deimos,
+            required=("preds", "tau_inv"),
+            optional=None,
+            min_passes=2,
+            options_of=lambda: deimos,
+        ),
     ]
     return {strategy.name: strategy for strategy in s}
 

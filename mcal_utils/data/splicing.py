@@ -10,6 +10,7 @@ names (or 0-based positions with ``header=False``) go through ``columns=(seq, sd
 Input ``(N, 4, 101) float32``, channels A, C, G, T; target ``SD1 / (SD1 + SD2)`` float32, 0
 when both are 0.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,16 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from ._files import data_dir as _data_dir, missing_file
+from .files import data_dir as _data_dir
+from .files import missing_file
 
 SPLICING_FILE = "splicing_5ss.tsv"
 SPLICING_COLUMNS = ("sequence", "SD1", "SD2")
 SEQ_LEN = 101
 NUCLEOTIDES = "ACGT"
-_HOW = ("Build it from the A5SS library of Rosenberg et al. 2015 (GEO GSE74070): a tab-separated file "
-        "with a header and columns sequence / SD1 / SD2 (see mcal_utils.data.splicing), or pass path=... "
-        "and columns=... for another layout.")
+_HOW = (
+    "Build it from the A5SS library of Rosenberg et al. 2015 (GEO GSE74070): a tab-separated file "
+    "with a header and columns sequence / SD1 / SD2 (see mcal_utils.data.splicing), or pass path=... "
+    "and columns=... for another layout."
+)
 _LUT = np.full(256, -1, dtype=np.int8)
 for _i, _c in enumerate(NUCLEOTIDES):
     _LUT[ord(_c)] = _LUT[ord(_c.lower())] = _i
@@ -69,12 +74,16 @@ def usage_ratio(sd1, sd2) -> np.ndarray:
     return np.divide(sd1, total, out=np.zeros_like(total), where=total > 0).astype(np.float32)
 
 
-def load_splicing(data_dir: str | os.PathLike | None = None, *, path: str | os.PathLike | None = None,
-                  columns: tuple = SPLICING_COLUMNS, header: bool = True, seq_len: int = SEQ_LEN) -> Splicing:
+def load_splicing(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    path: str | os.PathLike | None = None,
+    columns: tuple = SPLICING_COLUMNS,
+    header: bool = True,
+    seq_len: int = SEQ_LEN,
+) -> Splicing:
     """Read the splicing file (module docstring for the assumed layout). ``path`` defaults to
     ``<data_dir>/splicing_5ss.tsv``; ``columns`` are names (``header=True``) or 0-based positions."""
-    import pandas as pd
-
     path = Path(path).expanduser() if path is not None else _data_dir(data_dir) / SPLICING_FILE
     if not path.exists():
         raise missing_file(path, "5' splicing", _HOW)
@@ -83,8 +92,10 @@ def load_splicing(data_dir: str | os.PathLike | None = None, *, path: str | os.P
     df = pd.read_csv(path, sep="\t", header=0 if header else None, dtype=str, keep_default_na=False)
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: column(s) {missing} not found; columns are {list(df.columns)}; "
-                         "pass columns=(sequence, SD1, SD2) names (or positions with header=False)")
+        raise ValueError(
+            f"{path}: column(s) {missing} not found; columns are {list(df.columns)}; "
+            "pass columns=(sequence, SD1, SD2) names (or positions with header=False)"
+        )
     seq_col, sd1_col, sd2_col = columns
 
     def numbers(col) -> np.ndarray:

@@ -12,11 +12,14 @@ Choices (the paper gives the sizes, not the sampling scheme; docs/REFERENCES.md)
   20 there), noisy targets. (The repo's 1D run started from 70 labelled points: pass n_train=70.)
 * ``noise_std = 0.1`` (not stated in the paper).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from .. import checks
 
 X_RANGE = (-10.0, 10.0)
 HIDDEN = (32, 32)
@@ -62,9 +65,17 @@ def random_mlp_weights(rng: np.random.Generator, hidden=HIDDEN, std: float = WEI
     return tuple(out)
 
 
-def synthetic_1d(random_state: int | np.random.Generator = 0, *, n_train: int = 100, n_sparse: int = 5,
-                 sparse_interval: tuple[float, float] = (-2.0, 2.0), n_pool: int = 201, n_test: int = 201,
-                 n_grid: int = 1001, noise_std: float = 0.1) -> Toy1D:
+def synthetic_1d(
+    random_state: int | np.random.Generator = 0,
+    *,
+    n_train: int = 100,
+    n_sparse: int = 5,
+    sparse_interval: tuple[float, float] = (-2.0, 2.0),
+    n_pool: int = 201,
+    n_test: int = 201,
+    n_grid: int = 1001,
+    noise_std: float = 0.1,
+) -> Toy1D:
     """DEIMOS's 1-D toy data under ``random_state`` (module docstring for the sampling scheme)."""
     lo, hi = X_RANGE
     a, b = map(float, sparse_interval)
@@ -74,7 +85,7 @@ def synthetic_1d(random_state: int | np.random.Generator = 0, *, n_train: int = 
         raise ValueError(f"need 0 <= n_sparse <= n_train, got n_sparse={n_sparse}, n_train={n_train}")
     if min(n_pool, n_test, n_grid) < 2 or noise_std < 0:
         raise ValueError("n_pool, n_test, n_grid must be >= 2 and noise_std >= 0")
-    rng = np.random.default_rng(random_state)
+    rng = checks.check_random_state(random_state)
     weights = random_mlp_weights(rng)
     inner = rng.uniform(a, b, size=n_sparse)
     # outside [a, b]: uniform on [lo, a) u (b, hi] by shifting a uniform draw on a set of the same length
@@ -90,8 +101,16 @@ def synthetic_1d(random_state: int | np.random.Generator = 0, *, n_train: int = 
 
     y_train, y_pool = noisy(x_train), noisy(x_pool)
     col = lambda v: v.astype(np.float32)[:, None]  # noqa: E731
-    return Toy1D(x_train=col(x_train), y_train=y_train.astype(np.float32),
-                 x_pool=col(x_pool), y_pool=y_pool.astype(np.float32),
-                 x_test=col(x_test), y_test=mlp_function(weights, x_test).astype(np.float32),
-                 x_grid=col(x_grid), f_grid=mlp_function(weights, x_grid).astype(np.float32),
-                 noise_std=float(noise_std), sparse_interval=(a, b), weights=weights)
+    return Toy1D(
+        x_train=col(x_train),
+        y_train=y_train.astype(np.float32),
+        x_pool=col(x_pool),
+        y_pool=y_pool.astype(np.float32),
+        x_test=col(x_test),
+        y_test=mlp_function(weights, x_test).astype(np.float32),
+        x_grid=col(x_grid),
+        f_grid=mlp_function(weights, x_grid).astype(np.float32),
+        noise_std=float(noise_std),
+        sparse_interval=(a, b),
+        weights=weights,
+    )

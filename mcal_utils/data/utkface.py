@@ -5,6 +5,7 @@ File names follow ``[age]_[gender]_[race]_[date&time].jpg`` (the aligned & cropp
 is an integer age in 0..130 and it ends in ``.jpg``. (Three files of the official release lack
 the race field; their age is still read, which keeps all 23,708 images, as DEIMOS did.)
 """
+
 from __future__ import annotations
 
 import os
@@ -13,14 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from ._files import data_dir as _data_dir, missing_file
+from .. import checks
+from .files import data_dir as _data_dir
+from .files import missing_file
 
 UTKFACE_FOLDER = "UTKFace"
 MAX_AGE = 130
 _NAME = re.compile(r"^(\d{1,3})_.*\.jpe?g$", re.IGNORECASE)
-_HOW = ("Download UTKFace (aligned & cropped faces, https://susanqq.github.io/UTKFace/) and unpack the "
-        "folder of age_gender_race_date*.jpg files there, or pass folder=...")
+_HOW = (
+    "Download UTKFace (aligned & cropped faces, https://susanqq.github.io/UTKFace/) and unpack the "
+    "folder of age_gender_race_date*.jpg files there, or pass folder=..."
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,9 @@ def parse_age(name: str) -> int:
     """Age (years) from a UTKFace file name; ``ValueError`` if the name is malformed."""
     m = _NAME.match(name)
     if m is None or int(m.group(1)) > MAX_AGE:
-        raise ValueError(f"malformed UTKFace file name {name!r}: expected "
-                         f"'<age 0..{MAX_AGE}>_<gender>_<race>_<date&time>.jpg'")
+        raise ValueError(
+            f"malformed UTKFace file name {name!r}: expected '<age 0..{MAX_AGE}>_<gender>_<race>_<date&time>.jpg'"
+        )
     return int(m.group(1))
 
 
@@ -56,9 +63,11 @@ def utkface_files(folder: Path, *, on_malformed: str = "raise") -> tuple[list[Pa
             ages.append(parse_age(p.name))
         except ValueError:
             if on_malformed == "raise":
-                raise ValueError(f"malformed UTKFace file name {p.name!r} in {folder}: expected "
-                                 f"'<age>_<gender>_<race>_<date&time>.jpg'; pass on_malformed='skip' "
-                                 "to ignore such files") from None
+                raise ValueError(
+                    f"malformed UTKFace file name {p.name!r} in {folder}: expected "
+                    f"'<age>_<gender>_<race>_<date&time>.jpg'; pass on_malformed='skip' "
+                    "to ignore such files"
+                ) from None
             continue
         files.append(p)
     if not files:
@@ -71,23 +80,26 @@ def read_images(files, *, size: int, grayscale: bool) -> np.ndarray:
 
     Returns ``(N, C, size, size)`` float32 in [0, 1] (pixel / 255), C = 1 or 3.
     """
-    from PIL import Image
-
-    if not (isinstance(size, int) and size > 0):
-        raise ValueError(f"size must be a positive int, got {size!r}")
+    size = checks.check_int(size, "size", ge=1)
     c = 1 if grayscale else 3
     out = np.empty((len(files), c, size, size), dtype=np.float32)
     for i, f in enumerate(files):
         with Image.open(f) as im:
-            im = im.convert("L" if grayscale else "RGB").resize((size, size), Image.Resampling.BILINEAR)
-            a = np.asarray(im, dtype=np.float32) / np.float32(255)
+            resized = im.convert("L" if grayscale else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+            a = np.asarray(resized, dtype=np.float32) / np.float32(255)
         out[i] = a[None] if grayscale else a.transpose(2, 0, 1)
     return out
 
 
-def load_utkface(data_dir: str | os.PathLike | None = None, *, folder: str | os.PathLike | None = None,
-                 size: int = 64, grayscale: bool = False, on_malformed: str = "raise",
-                 indices=None) -> UTKFace:
+def load_utkface(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    folder: str | os.PathLike | None = None,
+    size: int = 64,
+    grayscale: bool = False,
+    on_malformed: str = "raise",
+    indices=None,
+) -> UTKFace:
     """UTKFace images and ages. ``folder`` defaults to ``<data_dir>/UTKFace``; ``indices`` (into the
     sorted list of well-formed files) decodes only a subset."""
     folder = Path(folder).expanduser() if folder is not None else _data_dir(data_dir) / UTKFACE_FOLDER
@@ -95,11 +107,12 @@ def load_utkface(data_dir: str | os.PathLike | None = None, *, folder: str | os.
     if indices is not None:
         indices = np.asarray(indices, dtype=np.int64)
         files, ages = [files[i] for i in indices], ages[indices]
-    return UTKFace(x=read_images(files, size=size, grayscale=grayscale), age=ages,
-                   files=tuple(f.name for f in files))
+    return UTKFace(x=read_images(files, size=size, grayscale=grayscale), age=ages, files=tuple(f.name for f in files))
 
 
-def utkface_missing(data_dir: str | os.PathLike | None = None, *, folder: str | os.PathLike | None = None) -> str | None:
+def utkface_missing(
+    data_dir: str | os.PathLike | None = None, *, folder: str | os.PathLike | None = None
+) -> str | None:
     """``None`` when ``folder`` (default ``<data_dir>/UTKFace``) holds well-named UTKFace images, else a
     sentence saying what is missing, where it was looked for and how to get it (nothing is decoded)."""
     folder = Path(folder).expanduser() if folder is not None else _data_dir(data_dir) / UTKFACE_FOLDER

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcal_utils.acquisition.tau import check_tau_factor
 from mcal_utils.checks import check_float, check_int
 from mcal_utils.training import TrainConfig
 
@@ -111,8 +112,6 @@ class ExperimentConfig:
         for name in ("strategy_options", "task_options", "model_options"):
             object.__setattr__(self, name, _plain(dict(getattr(self, name)), name))
         if isinstance(self.tau_inv, Mapping):
-            from mcal_utils.acquisition.tau import check_tau_factor
-
             if set(self.tau_inv) != {"auto"}:
                 raise ValueError(
                     f"tau_inv as a dict must be {{'auto': factor}} (DEIMOS Appendix E), got {self.tau_inv!r}"

@@ -9,6 +9,7 @@ from their last written step).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ import re
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -68,8 +70,6 @@ def _die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     """Pool initializer: end this worker when ``parent_pid`` dies (SIGKILL included)."""
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
-
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog below still works
             pass
@@ -363,8 +363,6 @@ def _pid_in(err: BaseException) -> str:
 
 def _warn_skipped(skipped: dict, configs, dirs, totals) -> None:
     """One ``RuntimeWarning`` naming the runs left to other processes and what became of them."""
-    import warnings
-
     lines = []
     for c, d, total in zip(configs, dirs, totals):
         if d not in skipped:

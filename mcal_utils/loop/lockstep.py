@@ -37,6 +37,9 @@ from pathlib import Path
 
 import torch
 
+from mcal_utils.device import resolve_device
+from mcal_utils.population import evaluate_population, fit_population
+
 from .config import ExperimentConfig
 from .registry import load_task_for
 from .run import STEP_LOCK, emit_step_line
@@ -110,8 +113,6 @@ def group_configs(configs: Sequence[ExperimentConfig]) -> list[list[int]]:
 
 def lockstep_pays(device="auto") -> bool:
     """Whether lockstep is the default: on a CUDA device only (see the module docstring)."""
-    from mcal_utils.device import resolve_device
-
     return resolve_device(device).type == "cuda"
 
 
@@ -172,9 +173,6 @@ def lockstep_step(states: list, step: int, *, vectorize: bool | None = None) -> 
 
     Timings: ``train_s`` is the run's share (1/M) of the population fit's wall time (``eval_s``
     likewise for a batched evaluation)."""
-    from mcal_utils.device import resolve_device
-    from mcal_utils.training import evaluate_population, fit_population
-
     if not states:
         return []
     if len({lockstep_key(st.config) for st in states}) != 1 or any(st.next_step != step for st in states):
@@ -227,7 +225,7 @@ def lockstep_step(states: list, step: int, *, vectorize: bool | None = None) -> 
                 [population.members[i].model for i in idx],
                 st.task.x_test[st.split.test],
                 st.task.y_test[st.split.test],
-                mc_samples=st.config.eval_mc_samples,
+                T=st.config.eval_mc_samples,
                 random_states=[seeds[i]("eval") for i in idx],
             )
             share = (time.perf_counter() - t0) / len(idx)

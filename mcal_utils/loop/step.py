@@ -183,7 +183,7 @@ def evaluate_step(state: RunState, model, step: int) -> dict:
         model,
         state.task.x_test[split.test],
         state.task.y_test[split.test],
-        mc_samples=state.config.eval_mc_samples,
+        T=state.config.eval_mc_samples,
         random_state=step_seeds(state.config, step)("eval"),
     )
     return {k: float(v) for k, v in metrics.items() if k in ("accuracy", "mse", "rmse")}
@@ -223,7 +223,7 @@ def select_step(state: RunState, model, step: int) -> Selection:
         labelled=state.labelled,
         pool=state.pool,
         n_candidates=config.n_candidates,
-        mc_samples=config.mc_samples,
+        T=config.mc_samples,
         tau_inv=state.tau_inv,
         seed=seeds,
     )

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mcal_utils.data._files import remove_stale_parts, write_text_atomic
+from mcal_utils.data.files import remove_stale_parts, write_text_atomic
 
 from ..data import data_dir as _data_dir
 from ..device import resolve_device

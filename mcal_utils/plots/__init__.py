@@ -12,30 +12,38 @@ Axes (single panel) or the Figure (grids); none calls ``plt.show``.
 * :func:`histograms` -- one histogram panel per named sample (e.g. greedy/optimal ratios).
 * :func:`class_balance_heatmap` -- the class make-up of each method's picks, against a reference.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from mcal_utils import metrics
 
-__all__ = ["curves", "reliability_diagram", "styled_table", "image_grid", "histograms", "long_to_curves",
-           "class_balance_heatmap"]
+__all__ = [
+    "curves",
+    "reliability_diagram",
+    "styled_table",
+    "image_grid",
+    "histograms",
+    "long_to_curves",
+    "class_balance_heatmap",
+]
 
 
 def new_axes(ax, figsize=(6.0, 4.0)):
     if ax is not None:
         return ax
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=figsize, layout="constrained")
     return fig.add_subplot()
 
 
-def long_to_curves(df: pd.DataFrame, *, budget: str = "budget", metric: str = "metric",
-                   method: str = "method", seed: str = "seed") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def long_to_curves(
+    df: pd.DataFrame, *, budget: str = "budget", metric: str = "metric", method: str = "method", seed: str = "seed"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Long DataFrame -> {method: (budgets_P, values_S_P)}; every seed must share the budgets."""
     missing = [c for c in (budget, metric, method) if c not in df.columns]
     if missing:
@@ -68,18 +76,32 @@ def _as_curve_dict(data, **columns) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         v = np.asarray(item[1], dtype=np.float64)
         v_S_P = v[None, :] if v.ndim == 1 else v
         if b_P.ndim != 1 or v_S_P.ndim != 2 or v_S_P.shape[1] != b_P.shape[0] or b_P.shape[0] < 1:
-            raise ValueError(f"data[{name!r}]: budgets {b_P.shape} and values {v.shape} do not match "
-                             "(expected (P,) and (S, P) or (P,))")
+            raise ValueError(
+                f"data[{name!r}]: budgets {b_P.shape} and values {v.shape} do not match "
+                "(expected (P,) and (S, P) or (P,))"
+            )
         if not (np.all(np.isfinite(b_P)) and np.all(np.isfinite(v_S_P))):
             raise ValueError(f"data[{name!r}] must be finite")
         out[str(name)] = (b_P, v_S_P)
     return out
 
 
-def curves(data, *, ax=None, reference=None, log_x: bool = False, xlabel: str = "labelled points",
-           ylabel: str = "accuracy", title: str | None = None, colors: Mapping[str, str] | None = None,
-           band: bool = True, budget: str = "budget", metric: str = "metric", method: str = "method",
-           seed: str = "seed"):
+def curves(
+    data,
+    *,
+    ax=None,
+    reference=None,
+    log_x: bool = False,
+    xlabel: str = "labelled points",
+    ylabel: str = "accuracy",
+    title: str | None = None,
+    colors: Mapping[str, str] | None = None,
+    band: bool = True,
+    budget: str = "budget",
+    metric: str = "metric",
+    method: str = "method",
+    seed: str = "seed",
+):
     """Metric-vs-budget curves: seed mean (line) and +-1 std band (when > 1 seed).
 
     ``data``: long DataFrame (columns ``method, seed, budget, metric``) or dict
@@ -102,8 +124,16 @@ def curves(data, *, ax=None, reference=None, log_x: bool = False, xlabel: str = 
         if band and v_S_P.shape[0] > 1:
             ax.fill_between(b_P, mean_P - std_P, mean_P + std_P, color=color_of[name], alpha=0.2, lw=0)
     for name, (b_P, v_S_P) in ref.items():
-        ax.plot(b_P, v_S_P.mean(axis=0), ls="none", marker="o", mfc="none", ms=5,
-                color=color_of[name], label=f"{name} (paper)")
+        ax.plot(
+            b_P,
+            v_S_P.mean(axis=0),
+            ls="none",
+            marker="o",
+            mfc="none",
+            ms=5,
+            color=color_of[name],
+            label=f"{name} (paper)",
+        )
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -115,8 +145,16 @@ def curves(data, *, ax=None, reference=None, log_x: bool = False, xlabel: str = 
     return ax
 
 
-def reliability_diagram(probs_N_C=None, labels_N=None, *, curve: metrics.ReliabilityCurve | None = None,
-                        n_bins: int = 15, ax=None, label: str | None = None, title: str | None = None):
+def reliability_diagram(
+    probs_N_C=None,
+    labels_N=None,
+    *,
+    curve: metrics.ReliabilityCurve | None = None,
+    n_bins: int = 15,
+    ax=None,
+    label: str | None = None,
+    title: str | None = None,
+):
     """Per-bin accuracy (bars) against mean confidence, diagonal = perfect calibration.
 
     Give either ``probs_N_C`` and ``labels_N`` or a precomputed ``curve``. The ECE
@@ -145,9 +183,15 @@ def reliability_diagram(probs_N_C=None, labels_N=None, *, curve: metrics.Reliabi
     return ax
 
 
-def styled_table(df: pd.DataFrame, *, formats: Mapping[str, str] | str | None = None, precision: int = 4,
-                 caption: str | None = None, highlight_max: list[str] | None = None,
-                 highlight_min: list[str] | None = None):
+def styled_table(
+    df: pd.DataFrame,
+    *,
+    formats: Mapping[str, str] | str | None = None,
+    precision: int = 4,
+    caption: str | None = None,
+    highlight_max: list[str] | None = None,
+    highlight_min: list[str] | None = None,
+):
     """A pandas Styler with number formats (``formats``: column -> format string, or one
     format for all numeric columns); falls back to a rounded DataFrame if styling fails
     (e.g. jinja2 missing)."""
@@ -197,8 +241,6 @@ def image_grid(images_N_H_W, labels=None, *, ncols: int = 8, cmap: str = "gray",
         raise ValueError(f"got {len(labels)} labels for {n} images")
     if not isinstance(ncols, int) or ncols < 1:
         raise ValueError(f"ncols must be a positive int; got {ncols!r}")
-    from matplotlib.figure import Figure
-
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
     fig = Figure(figsize=(1.3 * ncols, 1.45 * nrows), layout="constrained")
@@ -216,9 +258,16 @@ def image_grid(images_N_H_W, labels=None, *, ncols: int = 8, cmap: str = "gray",
     return fig
 
 
-def histograms(samples, *, bins: int | np.ndarray = 30, ncols: int = 3, xlabel: str = "ratio",
-               reference_lines: Mapping[str, float] | None = None, sharex: bool = False,
-               title: str | None = None):
+def histograms(
+    samples,
+    *,
+    bins: int | np.ndarray = 30,
+    ncols: int = 3,
+    xlabel: str = "ratio",
+    reference_lines: Mapping[str, float] | None = None,
+    sharex: bool = False,
+    title: str | None = None,
+):
     """One histogram panel per named sample: ``samples`` = {name: values} (or one array).
 
     ``reference_lines``: {label: x} drawn as vertical dashed lines in every panel
@@ -236,8 +285,6 @@ def histograms(samples, *, bins: int | np.ndarray = 30, ncols: int = 3, xlabel: 
         data[str(name)] = v
     if not isinstance(ncols, int) or ncols < 1:
         raise ValueError(f"ncols must be a positive int; got {ncols!r}")
-    from matplotlib.figure import Figure
-
     n = len(data)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -264,8 +311,9 @@ def histograms(samples, *, bins: int | np.ndarray = 30, ncols: int = 3, xlabel: 
     return fig
 
 
-def class_balance_heatmap(fractions, *, reference_C=None, class_names=None, ax=None, title: str | None = None,
-                          annotate: bool = True):
+def class_balance_heatmap(
+    fractions, *, reference_C=None, class_names=None, ax=None, title: str | None = None, annotate: bool = True
+):
     """Share of each class in each method's picks: one row per method, one column per class.
 
     ``fractions``: ``{method: fractions_C}`` (each summing to 1). The colour is the share
@@ -278,8 +326,7 @@ def class_balance_heatmap(fractions, *, reference_C=None, class_names=None, ax=N
     rows = {}
     for name, f in fractions.items():
         f_C = np.asarray(f, dtype=np.float64)
-        if f_C.ndim != 1 or f_C.size < 2 or not np.all(np.isfinite(f_C)) or f_C.min() < 0 \
-                or abs(f_C.sum() - 1) > 1e-6:
+        if f_C.ndim != 1 or f_C.size < 2 or not np.all(np.isfinite(f_C)) or f_C.min() < 0 or abs(f_C.sum() - 1) > 1e-6:
             raise ValueError(f"fractions[{name!r}] must be >= 2 non-negative fractions summing to 1; got {f!r}")
         rows[str(name)] = f_C
     C = next(iter(rows.values())).size

@@ -1,4 +1,5 @@
 """CandidateBatch, input validation, top_k and random_batch."""
+
 import dataclasses
 
 import numpy as np
@@ -8,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from mcal_utils.acquisition import bald, check_passes, check_scores, entropy, predictive_entropy
 from mcal_utils.acquisition.base import (
     CandidateBatch,
-    as_generator,
     as_numpy,
     check_k,
     check_log_probs,
@@ -93,8 +94,10 @@ def test_check_k():
         check_k(4, 3)
     with pytest.raises(ValueError, match=">= 0"):
         check_k(-1, 3)
-    with pytest.raises(ValueError, match="int"):
+    with pytest.raises(TypeError, match="int"):
         check_k(2.0, 3)
+    with pytest.raises(TypeError, match="int"):
+        check_k(True, 3)
 
 
 def test_top_k_hand_and_ties():
@@ -133,10 +136,21 @@ def test_random_batch():
     assert len(set(a.indices.tolist())) == 10 and a.indices.max() < 100 and a.indices.min() >= 0
     assert random_batch(100, 10, 8).indices.tolist() != a.indices.tolist()
     assert sorted(random_batch(5, 5, 0).indices.tolist()) == [0, 1, 2, 3, 4]
-    with pytest.raises(ValueError, match="random_state"):
+    with pytest.raises(TypeError, match="random_state"):
         random_batch(10, 2, None)
+    with pytest.raises(TypeError, match="random_state"):
+        random_batch(10, 2, "seed")
+    with pytest.raises(TypeError, match="random_state"):
+        random_batch(10, 2, True)
+    with pytest.raises(TypeError, match="n must be an int"):
+        random_batch(10.0, 2, 0)
+    with pytest.raises(ValueError, match="n must be an int >= 0"):
+        random_batch(-1, 0, 0)
     with pytest.raises(ValueError, match="larger than"):
         random_batch(3, 4, 0)
+    g = np.random.default_rng(1)
+    random_batch(10, 2, g)
+    assert random_batch(10, 2, g).indices.tolist() != random_batch(10, 2, 1).indices.tolist()  # g advanced
 
 
 def test_random_batch_does_not_touch_global_rng():
@@ -147,23 +161,18 @@ def test_random_batch_does_not_touch_global_rng():
     assert np.random.random() == before
 
 
-def test_as_generator():
-    g = np.random.default_rng(1)
-    assert as_generator(g) is g
-    with pytest.raises(ValueError):
-        as_generator("seed")
-    with pytest.raises(ValueError):
-        as_generator(True)
-
-
 # ---------------------------------------------------------------------------
 # low-precision inputs, MC passes, non-finite scores
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [lambda a: a.astype(np.float16), lambda a: torch.as_tensor(a, dtype=torch.float16),
-                                  lambda a: torch.as_tensor(a, dtype=torch.bfloat16)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: a.astype(np.float16),
+        lambda a: torch.as_tensor(a, dtype=torch.float16),
+        lambda a: torch.as_tensor(a, dtype=torch.bfloat16),
+    ],
+)
 def test_float16_probs_are_upcast_not_refused(make):
-    from mcal_utils.acquisition import bald, check_probs, entropy, predictive_entropy
-
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(10) * 0.3, size=(50, 8))  # (N, T, C); low-precision row sums are off by ~1e-3
     low = make(p)
@@ -178,8 +187,6 @@ def test_float16_probs_are_upcast_not_refused(make):
 
 
 def test_float16_log_probs_are_upcast_and_logits_still_refused():
-    from mcal_utils.acquisition import check_log_probs, check_probs
-
     rng = np.random.default_rng(1)
     lp = np.log(rng.dirichlet(np.ones(10), size=(20, 4)))
     got = check_log_probs(lp.astype(np.float16), 3)
@@ -189,18 +196,14 @@ def test_float16_log_probs_are_upcast_and_logits_still_refused():
 
 
 def test_check_passes():
-    from mcal_utils.acquisition import check_passes
-
     assert check_passes(2, "BALD") == 2
     with pytest.raises(ValueError, match=r"BALD needs at least 2 MC-dropout passes \(T >= 2\), got T = 1"):
         check_passes(1, "BALD")
-    with pytest.raises(ValueError, match=r"K \(MC passes\) must be an int"):
+    with pytest.raises(TypeError, match=r"K \(MC passes\) must be an int"):
         check_passes(2.0, "BatchBALD", "K")
 
 
 def test_check_scores():
-    from mcal_utils.acquisition import check_scores
-
     np.testing.assert_array_equal(check_scores([1, 2], "x"), [1.0, 2.0])
     with pytest.raises(ValueError, match=r"strategy 'y' produced 2 non-finite score\(s\) \(NaN or inf\) out of 3"):
         check_scores([np.nan, 1.0, np.inf], "strategy 'y'")

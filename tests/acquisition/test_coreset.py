@@ -1,4 +1,5 @@
 """Greedy and robust k-center against brute-force references."""
+
 import importlib
 import itertools
 
@@ -143,8 +144,9 @@ def _clustered(rng, N, D=16, n_clusters=6):
     return np.maximum(centres[rng.integers(n_clusters, size=N)] + rng.normal(size=(N, D)), 0)
 
 
-@pytest.mark.parametrize("seed, N, L, k, n_outliers", [(10, 18, 1, 2, 0), (11, 18, 3, 3, 2), (12, 20, 2, 4, 1),
-                                                      (13, 16, 5, 2, 4)])
+@pytest.mark.parametrize(
+    "seed, N, L, k, n_outliers", [(10, 18, 1, 2, 0), (11, 18, 3, 3, 2), (12, 20, 2, 4, 1), (13, 16, 5, 2, 4)]
+)
 def test_robust_exact_matches_brute_force(seed, N, L, k, n_outliers):
     rng = np.random.default_rng(seed)
     x = _clustered(rng, N, D=3)
@@ -204,7 +206,7 @@ def test_robust_time_limit_keeps_a_feasible_bounded_answer():
 
 
 def test_robust_size_check_and_outlier_fraction():
-    C.check_robust_size(3010)                                # 7-vs-9 batch 25 at its last step
+    C.check_robust_size(3010)  # 7-vs-9 batch 25 at its last step
     with pytest.raises(ValueError, match="max_points=5000"):
         C.check_robust_size(5001)
     with pytest.raises(ValueError, match="n_points"):
@@ -213,7 +215,7 @@ def test_robust_size_check_and_outlier_fraction():
     x = rng.normal(size=(40, 2))
     m = np.zeros(40, bool)
     m[0] = True
-    a = C.kcenter_robust(x, m, 2, outlier_fraction=0.05)     # floor(0.05 * 40) = 2 outliers
+    a = C.kcenter_robust(x, m, 2, outlier_fraction=0.05)  # floor(0.05 * 40) = 2 outliers
     b = C.kcenter_robust(x, m, 2, n_outliers=2)
     assert a.radius == b.radius and a.indices.tolist() == b.indices.tolist()
     with pytest.raises(ValueError, match="not both"):
@@ -223,10 +225,27 @@ def test_robust_size_check_and_outlier_fraction():
     with pytest.raises(ValueError, match="time_limit"):
         C.kcenter_robust(x, m, 2, time_limit=0)
     C.check_robust_problem(2535, 25, outlier_fraction=0.001, time_limit=5.0)
-    for bad, match in [(dict(outlier_fraction=2.0), "outlier_fraction"), (dict(n_outliers=-1), "n_outliers"),
-                       (dict(time_limit=-1), "time_limit"), (dict(max_points=100), "max_points=100")]:
+    for bad, match in [
+        (dict(outlier_fraction=2.0), "outlier_fraction"),
+        (dict(n_outliers=-1), "n_outliers"),
+        (dict(time_limit=-1), "time_limit"),
+        (dict(max_points=100), "max_points=100"),
+    ]:
         with pytest.raises(ValueError, match=match):
             C.check_robust_problem(2535, 25, **bad)
+    for bad, match in [
+        (dict(outlier_fraction="0.1"), "outlier_fraction"),
+        (dict(n_outliers=1.5), "n_outliers"),
+        (dict(time_limit="5"), "time_limit"),
+    ]:
+        with pytest.raises(TypeError, match=match):
+            C.check_robust_problem(2535, 25, **bad)
+    with pytest.raises(TypeError, match="n_points"):
+        C.check_robust_size(3010.0)
+    with pytest.raises(TypeError, match="k must be an int"):
+        C.check_robust_problem(2535, 2.5)
+    with pytest.raises(ValueError, match="k must be an int"):
+        C.check_robust_problem(2535, 2535)
 
 
 @pytest.mark.slow

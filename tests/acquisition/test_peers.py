@@ -1,4 +1,5 @@
 """Cross-checks against peer libraries: batchbald_redux (BatchBALD) and baal (BALD)."""
+
 import sys
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Deterministic and MC uncertainty scores: hand values, modAL agreement, properties."""
+
 import math
 import warnings
 
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcal_utils.acquisition import uncertainty as U
+from mcal_utils.acquisition.tau import auto_tau_inv, check_tau_factor
 
 
 def _dirichlet(rng, shape, C, alpha=0.5, zeros=True):
@@ -27,8 +29,13 @@ def probs(draw, ndim):
     T = draw(st.integers(1, 5))
     C = draw(st.integers(1, 6))
     shape = (N, C) if ndim == 2 else (N, T, C)
-    raw = draw(st.lists(st.sampled_from([0.0, 0.0, 1e-12, 0.1, 0.5, 1.0, 3.0]), min_size=int(np.prod(shape)),
-                        max_size=int(np.prod(shape))))
+    raw = draw(
+        st.lists(
+            st.sampled_from([0.0, 0.0, 1e-12, 0.1, 0.5, 1.0, 3.0]),
+            min_size=int(np.prod(shape)),
+            max_size=int(np.prod(shape)),
+        )
+    )
     x = np.array(raw).reshape(shape)
     x[..., 0] += 1e-3  # no all-zero row
     return x / x.sum(-1, keepdims=True)
@@ -164,3 +171,25 @@ def test_to_base():
     assert U.to_base(1.0) == 1.0
     with pytest.raises(ValueError):
         U.to_base(1.0, 1)
+    with pytest.raises(ValueError, match="base"):
+        U.to_base(1.0, -2.0)
+    with pytest.raises(TypeError, match="base"):
+        U.to_base(1.0, "2")
+
+
+def test_auto_tau_inv_and_its_factor():
+    """DEIMOS Appendix E: factor x the mean MC variance (divisor T); wrong types -> TypeError."""
+    rng = np.random.default_rng(0)
+    preds = rng.normal(size=(20, 5))
+    assert auto_tau_inv(preds, 0.1) == pytest.approx(0.1 * preds.var(axis=1).mean(), rel=1e-12)
+    assert check_tau_factor(1) == 1.0
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="'auto' factor"):
+            check_tau_factor(bad)
+    for bad in ("0.1", True, None):
+        with pytest.raises(TypeError, match="'auto' factor"):
+            check_tau_factor(bad)
+    with pytest.raises(ValueError, match="at least 2 MC-dropout passes"):
+        auto_tau_inv(preds[:, :1], 0.1)
+    with pytest.raises(ValueError, match="is 0"):
+        auto_tau_inv(np.ones((4, 3)), 0.1)

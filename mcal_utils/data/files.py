@@ -11,6 +11,7 @@ Rules every loader follows:
   up on the first connection failure of a host; every socket operation, name resolution
   included, has a 5 s timeout, so nothing hangs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,6 +25,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+from tqdm.auto import tqdm
+
+try:  # advisory file locks; absent on Windows, where file_lock is a no-op
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 DATA_DIR_ENV = "MCAL_DATA_DIR"
 OFFLINE_ENV = "MCAL_OFFLINE"
@@ -63,8 +71,13 @@ def check_digest(path: Path, expected: str, algorithm: str, *, remedy: str = "")
         )
 
 
-def atomic_write(dest: Path, write: Callable[[Path], None],
-                 before_replace: Callable[[Path], None] | None = None, *, exclusive: bool = False) -> Path:
+def atomic_write(
+    dest: Path,
+    write: Callable[[Path], None],
+    before_replace: Callable[[Path], None] | None = None,
+    *,
+    exclusive: bool = False,
+) -> Path:
     """Call ``write(tmp_path)`` on a temporary file next to ``dest``, then move it onto ``dest``.
 
     The one atomic writer of the package: readers see the old file or the new one, never a part.
@@ -134,15 +147,17 @@ _UMASK = _umask()  # read once at import: os.umask is process-global and not thr
 
 def write_text_atomic(dest: Path, text: str, *, exclusive: bool = False) -> Path:
     """``text`` (UTF-8) to ``dest`` with :func:`atomic_write`."""
-    return atomic_write(dest, lambda p: p.write_text(text, encoding="utf-8"), exclusive=exclusive)
+
+    def write(path: Path) -> None:
+        path.write_text(text, encoding="utf-8")
+
+    return atomic_write(dest, write, exclusive=exclusive)
 
 
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Exclusive advisory lock on ``path`` (``fcntl.flock``; a no-op where fcntl is unavailable)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover (Windows)
+    if fcntl is None:  # pragma: no cover (Windows)
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,15 +197,14 @@ def _resolve_host(url: str, timeout: float) -> None:
         raise NetworkUnavailable(f"cannot resolve {parts.hostname}: {result[0]}")
 
 
-def download(url: str, dest: Path, md5: str, *, timeout: float = NETWORK_TIMEOUT_S,
-             progress: bool | None = None) -> Path:
+def download(
+    url: str, dest: Path, md5: str, *, timeout: float = NETWORK_TIMEOUT_S, progress: bool | None = None
+) -> Path:
     """Download ``url`` to ``dest`` atomically, checking its md5.
 
     Raises ``NetworkUnavailable`` when the host cannot be reached (the caller tries the next
     source) and ``ValueError`` on an md5 mismatch (nothing is written then).
     """
-    from tqdm.auto import tqdm
-
     _resolve_host(url, timeout)
     try:
         response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (https/http URLs from constants)
@@ -200,15 +214,24 @@ def download(url: str, dest: Path, md5: str, *, timeout: float = NETWORK_TIMEOUT
     def write(tmp: Path) -> None:
         h = hashlib.md5()
         total = int(response.headers.get("Content-Length") or 0) or None
-        with response, open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True,
-                                                   desc=dest.name, disable=None if progress is None else not progress,
-                                                   leave=False) as bar:
+        with (
+            response,
+            open(tmp, "wb") as f,
+            tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=dest.name,
+                disable=None if progress is None else not progress,
+                leave=False,
+            ) as bar,
+        ):
             try:
                 while chunk := response.read(_CHUNK):
                     f.write(chunk)
                     h.update(chunk)
                     bar.update(len(chunk))
-            except (OSError, socket.timeout) as e:
+            except (TimeoutError, OSError) as e:
                 raise NetworkUnavailable(f"download of {url} interrupted: {e}") from None
         if h.hexdigest() != md5:
             raise ValueError(f"checksum mismatch for {url}: md5 {h.hexdigest()}, expected {md5}; not saved")

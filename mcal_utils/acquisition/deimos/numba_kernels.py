@@ -1,28 +1,29 @@
-r"""Compiled kernels of :func:`mcal_utils.acquisition.deimos.deimos` (CPU), candidates as SIMD lanes.
+r"""Compiled kernels of the numba backend (:mod:`.numba_backend`), candidates as SIMD lanes.
 
-The math is in the docstring of :mod:`mcal_utils.acquisition.deimos`. Candidates
-are stored in blocks of NL lanes: ``G_B_J_C_L`` (n_blocks, J, C', NL) holds
-G_i = A_{B_i} (C', J) of candidate i = b NL + l at ``G[b, :, :, l]``, and
-``K``, ``R`` (n_blocks, C', C', NL) hold K_i = t I + G_i M G_i^T and
-R_i = G_i W G_i^T (lower triangles only). Every C' x C' operation (the rank-C'
-updates, the Cholesky factorisation, L^-1, the score) then runs on NL
-candidates at once with the lane index innermost, so the compiler vectorises
-it; the (2C' x J) x (J x C' NL) product of a block goes to BLAS (``np.dot``),
-whose thread count the caller limits to one per worker thread. Every kernel
-works on a contiguous range ``[b0, b1)`` of blocks, so a caller can run
-ranges in its own threads (the kernels release the GIL); a block's data
-(a few hundred kB) stays in L2 while it is updated and scored.
+The math is in :mod:`.algebra`. Candidates are stored in blocks of NL lanes: ``G``
+(n_blocks, J, C', NL) holds G_i = A_{B_i} (C', J) of candidate i = b NL + l at ``G[b, :, :, l]``,
+and ``K``, ``R`` (n_blocks, C', C', NL) hold K_i = t I + G_i M G_i^T and R_i = G_i W G_i^T (lower
+triangles only), float64. Every C' x C' operation (the rank-C' updates, the Cholesky
+factorisation, L^-1, the score) then runs on NL candidates at once with the lane index innermost,
+so the compiler vectorises it; the (2C' x J) x (J x C' NL) product of a block goes to BLAS
+(``np.dot``), whose thread count the caller limits to one per worker thread. Every kernel works on
+a contiguous range ``[b0, b1)`` of blocks, so a caller can run ranges in its own threads (the
+kernels release the GIL); a block's data (a few hundred kB) stays in L2 while it is updated and
+scored.
 
-``fastmath`` allows FMA contraction and reassociation (vectorised sums) only:
-NaN and inf keep their IEEE meaning, so a non-finite score stays visible.
-Compiled on first use and cached on disk (``cache=True``).
+``fastmath`` allows FMA contraction and reassociation (vectorised sums) only: NaN and inf keep
+their IEEE meaning, so a non-finite score stays visible. Compiled on first use and cached on disk
+(``cache=True``: ``__pycache__`` next to this file, or ``NUMBA_CACHE_DIR``).
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 from numba import njit
+
+__all__ = ["refresh_blocks", "update_blocks", "centre_rotate_lanes", "centre_rotate"]
 
 _FASTMATH = {"contract", "reassoc"}
 
@@ -102,7 +103,7 @@ def _score_block(K, R, taken, tsq, raw, tr_r, Lf, Li):
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def refresh(b0, b1, WM, G, K, R, taken, t, with_K, raw, tr_r):
+def refresh_blocks(b0, b1, WM, G, K, R, taken, t, with_K, raw, tr_r):
     """R_i = G_i W G_i^T (and K_i = t I + G_i M G_i^T if ``with_K``) exactly, then scores, on blocks [b0, b1).
 
     ``WM``: (J, J) = W, or (2J, J) = [W; M] stacked when ``with_K`` (both symmetric).
@@ -138,7 +139,7 @@ def refresh(b0, b1, WM, G, K, R, taken, t, with_K, raw, tr_r):
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def update(b0, b1, UM, G, K, R, taken, t, raw, tr_r):
+def update_blocks(b0, b1, UM, G, K, R, taken, t, raw, tr_r):
     """K_i -= b_i b_i^T, R_i -= a_i b_i^T + b_i a_i^T, then scores, on blocks [b0, b1).
 
     ``UM`` (2C, J) = [u | m~]^T; per block X = UM G_b (BLAS) holds

@@ -1,0 +1,1 @@
+"""Tests of the notebooks' figure modules (mcal_utils.plots.<topic>)."""
