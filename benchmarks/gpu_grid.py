@@ -35,12 +35,12 @@ def paper_configs(seeds=(0, 1, 2), n_steps: int = N_STEPS, smoke: bool = False) 
 
     base = loop.ExperimentConfig(
         task="mnist79", task_options={"pixel_scale": "raw"}, model="deimos_mnist79", strategy="random",
-        initial_size=INITIAL, initial="balanced", acquisition_size=1, n_steps=n_steps, val_size=0,
-        mc_samples=50, n_candidates=2500, tau_inv=8.37e-5, eval_mc_samples=100,
+        initial_size=INITIAL, initial="balanced", k=1, n_steps=n_steps, val_size=0,
+        T=50, n_candidates=2500, tau_inv=8.37e-5, T_eval=100,
         train=dict(optimizer="adam", lr=0.001, epochs=300, batch_size=BATCH, l2_dense=0.0005, checkpoint="last",
                    batching="even"))
     if smoke:
-        base = base.replace(pool_size=400, test_size=100, mc_samples=3, n_candidates=40, eval_mc_samples=2,
+        base = base.replace(pool_size=400, test_size=100, T=3, n_candidates=40, T_eval=2,
                             train={**base.train, "epochs": 1})
     return [base.replace(strategy=s, label=label, strategy_options=opts, seed=seed)
             for label, s, opts in METHODS for seed in seeds]

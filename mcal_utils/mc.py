@@ -180,7 +180,7 @@ def predict(
     n_masks = T if masks == "fixed" else None
 
     out_N_T: torch.Tensor | None = None
-    with _OnDevice(model, dev), mc_mode(model, masks, n_masks=n_masks, random_state=random_state), torch.no_grad():
+    with _OnDevice(model, dev), mc_mode(model, masks, T=n_masks, random_state=random_state), torch.no_grad():
         bar = tqdm(total=N, disable=not progress, unit="input", desc=f"MC x{T} ({masks})")
         try:
             for start, stop in chunks(N, batch_size):

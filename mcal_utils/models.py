@@ -32,7 +32,7 @@ fresh masks from a generator on the input's device seeded with seed i. Without a
 
 Use::
 
-    with mc_mode(model, "fixed", n_masks=J, random_state=0):   # eval(), banks of J masks
+    with mc_mode(model, "fixed", T=J, random_state=0):   # eval(), banks of J masks
         out_JB_C = model(x_B.repeat(J, 1, 1, 1))
     # training flags, modes, seeds and banks are restored here
 
@@ -105,7 +105,7 @@ class MCDropoutBase(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.mode: str = "off"
-        self.n_masks: int | None = None
+        self.T: int | None = None
         self.mask_source: MaskSource | None = None
         self._seed: int | None = None
         self._generators: dict[torch.device, torch.Generator] = {}
@@ -131,27 +131,27 @@ class MCDropoutBase(nn.Module):
         raise NotImplementedError
 
     # -- configuration -----------------------------------------------------
-    def configure(self, mode: str, *, n_masks: int | None = None, seed: int | None = None) -> None:
-        """Set the eval ``mode``; ``n_masks`` (J) and ``seed`` are required for ``"fixed"``."""
+    def configure(self, mode: str, *, T: int | None = None, seed: int | None = None) -> None:
+        """Set the eval ``mode``; ``T`` (J) and ``seed`` are required for ``"fixed"``."""
         if mode not in DROPOUT_MODES:
             raise ValueError(f"mode must be one of {DROPOUT_MODES}, got {mode!r}")
         if mode == "fixed":
             if seed is None:
                 raise ValueError("fixed masks need a seed (pass random_state)")
-            n_masks = check_int(n_masks, "n_masks", ge=1)
-        elif n_masks is not None:
-            raise ValueError(f"n_masks is only used with mode='fixed', got n_masks={n_masks!r} for mode={mode!r}")
+            T = check_int(T, "T", ge=1)
+        elif T is not None:
+            raise ValueError(f"T is only used with mode='fixed', got T={T!r} for mode={mode!r}")
         self.mode = mode
-        self.n_masks = n_masks
+        self.T = T
         self._seed = None if seed is None else int(seed)
         self._generators = {}
         self._bank = None
 
     def _get_state(self) -> tuple:
-        return (self.mode, self.n_masks, self._seed, dict(self._generators), self._bank)
+        return (self.mode, self.T, self._seed, dict(self._generators), self._bank)
 
     def _set_state(self, state: tuple) -> None:
-        self.mode, self.n_masks, self._seed, self._generators, self._bank = state
+        self.mode, self.T, self._seed, self._generators, self._bank = state
 
     def __getstate__(self) -> dict:
         # torch.Generator objects do not pickle; a copy restarts its fresh stream from the seed
@@ -174,9 +174,9 @@ class MCDropoutBase(nn.Module):
 
     def mask_bank(self, x: torch.Tensor) -> torch.Tensor:
         """The fixed bank of uniforms ``u_J_*`` (shape ``(J, *noise_shape(x))``) on ``x.device``."""
-        if self.mode != "fixed" or self.n_masks is None or self._seed is None:
+        if self.mode != "fixed" or self.T is None or self._seed is None:
             raise ValueError("mask_bank needs mode='fixed' (use configure / mc_mode)")
-        shape = (self.n_masks, *self.noise_shape(x))
+        shape = (self.T, *self.noise_shape(x))
         if self._bank is None or tuple(self._bank.shape) != shape:
             gen = torch.Generator().manual_seed(self._seed)
             self._bank = torch.rand(shape, generator=gen)
@@ -192,7 +192,7 @@ class MCDropoutBase(nn.Module):
             return x * factor.to(x.dtype)
         if self.mode == "off":
             return x
-        J = self.n_masks
+        J = self.T
         assert J is not None  # configure("fixed") sets it
         B, rest = divmod(x.shape[0], J)
         if rest:
@@ -205,7 +205,7 @@ class MCDropoutBase(nn.Module):
         return (x.reshape(J, B, *x.shape[1:]) * factor_J_1_noise).reshape(x.shape)
 
     def extra_repr(self) -> str:
-        return f"p={self.rate:.4g}, mode={self.mode!r}" + (f", n_masks={self.n_masks}" if self.mode == "fixed" else "")
+        return f"p={self.rate:.4g}, mode={self.mode!r}" + (f", T={self.T}" if self.mode == "fixed" else "")
 
 
 class Dropout(MCDropoutBase):
@@ -357,7 +357,7 @@ def set_dropout_mode(
     model: nn.Module,
     mode: str,
     *,
-    n_masks: int | None = None,
+    T: int | None = None,
     random_state: int | np.random.Generator | torch.Generator | None = None,
 ) -> None:
     """Configure every dropout layer of ``model`` (persistently; see :func:`mc_mode`).
@@ -374,7 +374,7 @@ def set_dropout_mode(
     if random_state is not None:
         seeds = list(layer_seeds(check_seed(random_state), len(layers)))
     for layer, seed in zip(layers, seeds):
-        layer.configure(mode, n_masks=n_masks, seed=seed)
+        layer.configure(mode, T=T, seed=seed)
 
 
 @contextlib.contextmanager
@@ -382,7 +382,7 @@ def mc_mode(
     model: nn.Module,
     mode: str,
     *,
-    n_masks: int | None = None,
+    T: int | None = None,
     random_state: int | np.random.Generator | torch.Generator | None = None,
 ) -> Iterator[nn.Module]:
     """``model.eval()`` with every dropout layer in ``mode`` inside the block.
@@ -394,7 +394,7 @@ def mc_mode(
     saved = [(layer, layer._get_state()) for layer in dropout_layers(model)]
     try:
         model.eval()
-        set_dropout_mode(model, mode, n_masks=n_masks, random_state=random_state)
+        set_dropout_mode(model, mode, T=T, random_state=random_state)
         yield model
     finally:
         for layer, state in saved:

@@ -673,7 +673,7 @@ def predict_population(
     seeds_M_L = [layer_seeds(check_seed(rs), len(layers)) for rs in random_states]
     for layer in layers:
         if masks == "fixed":
-            layer.configure("fixed", n_masks=T, seed=0)
+            layer.configure("fixed", T=T, seed=0)
         else:
             layer.configure("fresh")
     feed = _MaskFeed(layers, [masks == "fresh" and _factor_is_shared(layer) for layer in layers])

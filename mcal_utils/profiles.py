@@ -49,22 +49,22 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # in modAL ActiveLearner loops with mcal's strategies as query strategies. pool_size / test_size:
         # MNIST train / test images used (0 = all); the initial set (balanced over the 10 classes) is
         # drawn from the pool; n_candidates: pool points scored per query (0 = the whole pool; DEIMOS:
-        # the pool members of X_samp); mc_samples: T (K for BatchBALD, J for DEIMOS); tau_inv: DEIMOS's
+        # the pool members of X_samp); T: MC passes (K for BatchBALD, J for DEIMOS); tau_inv: DEIMOS's
         # tau^-1 (its MNIST 0-9 value). default: 6 strategies x 2 seeds x 6 steps; per-step cost model
         # (CPU seconds, 1 thread, measured): fit 0.5 s at 20 labels to 1.9 s at 100, test accuracy 0.3 s,
         # query on 500 candidates: BatchBALD 5.3 s, BALD / max-entropy 1.1 s, DEIMOS 0.8 s; 8 steps took
         # 209 s in the report of 2026-12-01, so 6 steps ~2.7 min on 2 idle cores.
         # paper: no paper runs this notebook; it uses the sizes of Gal, Islam & Ghahramani 2017.
-        "smoke": dict(n_seeds=2, seed=0, pool_size=300, test_size=200, initial_size=10, acquisition_size=5,
-                      n_steps=1, epochs=2, batch_size=32, lr=0.002, mc_samples=4, n_candidates=60, tau_inv=3e-5,
+        "smoke": dict(n_seeds=2, seed=0, pool_size=300, test_size=200, initial_size=10, k=5,
+                      n_steps=1, epochs=2, batch_size=32, lr=0.002, T=4, n_candidates=60, tau_inv=3e-5,
                       strategies=own_model.STRATEGY_LABELS),
         # default (8 seeds, the comparison's minimum): 4 strategies x 8 seeds x 4 queries, 20 epochs, 1000 test
         # images: ~5.5 s per run from the per-step costs above (fits halve with the epochs) -> ~3 min.
-        "default": dict(n_seeds=8, seed=0, pool_size=5000, test_size=1000, initial_size=20, acquisition_size=10,
-                        n_steps=4, epochs=20, batch_size=32, lr=0.002, mc_samples=20, n_candidates=500,
+        "default": dict(n_seeds=8, seed=0, pool_size=5000, test_size=1000, initial_size=20, k=10,
+                        n_steps=4, epochs=20, batch_size=32, lr=0.002, T=20, n_candidates=500,
                         tau_inv=3e-5, strategies=("random", "modAL uncertainty", "BALD", "DEIMOS")),
-        "paper": dict(n_seeds=8, seed=0, pool_size=0, test_size=0, initial_size=20, acquisition_size=10,
-                      n_steps=100, epochs=100, batch_size=32, lr=0.002, mc_samples=50, n_candidates=2000,
+        "paper": dict(n_seeds=8, seed=0, pool_size=0, test_size=0, initial_size=20, k=10,
+                      n_steps=100, epochs=100, batch_size=32, lr=0.002, T=50, n_candidates=2000,
                       tau_inv=3e-5, strategies=own_model.STRATEGY_LABELS),
     },
     "00_data_prep": {
@@ -77,22 +77,22 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
     "01_concrete_dropout_model": {
         # n_seeds: twin pairs (Concrete / fixed p), one per seed; the comparison rests on them.
         "smoke": dict(dataset="auto", n_seeds=2, n_train=256, n_val=128, n_test=256, epochs=2,
-                      batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=4, seed=42),
+                      batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, T=4, seed=42),
         # default: 8 twin pairs. Sized from the measured 2 idle cores: the kirillov CNN trains at ~2550
         # images/s on MNIST-32, so 3000 images x 6 epochs ~7 s per net plus ~3 s of evaluation (10 MC
         # passes over 2000 test images): 16 nets ~3 min.
         "default": dict(dataset="auto", n_seeds=8, n_train=3000, n_val=1000, n_test=2000, epochs=6,
-                        batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=10, seed=42),
+                        batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, T=10, seed=42),
         "paper": dict(dataset="auto", n_seeds=8, n_train=0, n_val=0, n_test=0, epochs=200,
-                      batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, mc_samples=50, seed=42),
+                      batch_size=64, lr=0.001, momentum=0.9, fixed_p=0.2, T=50, seed=42),
     },
     "03_deimos_1d_toy": {
         "smoke": dict(n_seeds=2, seed=0, n_train=100, epochs=3, train_batch_size=128, lr=0.001, l2=5e-4,
-                      p=0.2, acq_batch_size=5, n_masks=8, mc_samples=8, tau_factor=0.15),
+                      p=0.2, k=5, T=8, T_eval=8, tau_factor=0.15),
         "default": dict(n_seeds=8, seed=0, n_train=100, epochs=300, train_batch_size=128, lr=0.001, l2=5e-4,
-                        p=0.2, acq_batch_size=5, n_masks=50, mc_samples=100, tau_factor=0.15),
+                        p=0.2, k=5, T=50, T_eval=100, tau_factor=0.15),
         "paper": dict(n_seeds=10, seed=0, n_train=100, epochs=300, train_batch_size=128, lr=0.001, l2=5e-4,
-                      p=0.2, acq_batch_size=5, n_masks=50, mc_samples=100, tau_factor=0.15),
+                      p=0.2, k=5, T=50, T_eval=100, tau_factor=0.15),
     },
     "02_strategy_comparison": {
         # The MC-dropout-entropy paper's experiment (Random, VarRatio, Margin, Margin-inverted, Entropy,
@@ -112,18 +112,18 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # default's ~5 min idle (8 methods + 2 Random ablations x 3 seeds, 10 epochs, 150 candidates).
         # 8 epochs, 100 candidates, 500 test images: ~820 CPU-s of runs on 2 workers -> ~7.5 min idle.
         "smoke": dict(dataset="auto", n_seeds=4, pool_size=300, val_size=30, test_size=100, initial="balanced",
-                      initial_size=10, acquisition_size=10, n_steps=1, epochs=1, batch_size=32, lr=0.01,
-                      momentum=0.9, mc_samples=3, n_candidates=60, windows=(1,), init="fixed",
+                      initial_size=10, k=10, n_steps=1, epochs=1, batch_size=32, lr=0.01,
+                      momentum=0.9, T=3, n_candidates=60, windows=(1,), init="fixed",
                       concrete_scale="none", compare_init=("random",), compare_scale=("random",), power_beta=1.0,
                       probe_passes=(2, 3), workers=0, resume=False, run_root=""),
         "default": dict(dataset="auto", n_seeds=8, pool_size=3000, val_size=100, test_size=500,
-                        initial="balanced", initial_size=20, acquisition_size=20, n_steps=10, epochs=8,
-                        batch_size=32, lr=0.01, momentum=0.9, mc_samples=50, n_candidates=100, windows=(5, 10),
+                        initial="balanced", initial_size=20, k=20, n_steps=10, epochs=8,
+                        batch_size=32, lr=0.01, momentum=0.9, T=50, n_candidates=100, windows=(5, 10),
                         init="fixed", concrete_scale="none", compare_init=(), compare_scale=(),
                         power_beta=0.0, probe_passes=(10, 50), workers=-1, resume=True, run_root=""),
         "paper": dict(dataset="auto", n_seeds=8, pool_size=0, val_size=0, test_size=0, initial="first",
-                      initial_size=1000, acquisition_size=1000, n_steps=36, epochs=200, batch_size=64, lr=0.001,
-                      momentum=0.9, mc_samples=50, n_candidates=0, windows=(10, 20), init="fixed",
+                      initial_size=1000, k=1000, n_steps=36, epochs=200, batch_size=64, lr=0.001,
+                      momentum=0.9, T=50, n_candidates=0, windows=(10, 20), init="fixed",
                       concrete_scale="none", compare_init=("random", "entropy", "entropy_mc"),
                       compare_scale=("random",), power_beta=1.0, probe_passes=(50, 200), workers=-1, resume=True,
                       run_root=""),
@@ -138,8 +138,8 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
     "06_deimos_regression": {
         # Rotated-MNIST angle regression (the offline stand-in for UTKFace): pool_size includes the
         # initial set (0 = all 60000 minus the validation points); n_acquired points acquired per run,
-        # in batches of each of acquisition_sizes; l2: DEIMOS's L2 on the dense layers before / N;
-        # mc_samples: J masks (DEIMOS) and T passes (max variance); eval_mc_samples: MC passes of
+        # in batches of each of k_values; l2: DEIMOS's L2 on the dense layers before / N;
+        # T: J masks (DEIMOS) and T passes (max variance); T_eval: MC passes of
         # the test prediction; tau_factor: tau^-1 = factor x mean MC variance of the step-0 model
         # on the validation set (Appendix E). file_*: the UTKFace / 5' splicing sections, run only
         # when their files are in the data directory; 0 = the paper's value (all data, its epochs,
@@ -150,30 +150,30 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # 300, wall; 22 s wall on a shared CPU); 24 runs ~350 CPU s -> ~3 min on 2 workers, ~3.6 min with
         # the notebook's overheads (LMM A/A calibration ~2 s). The 3-seed, 7-step default took ~2.3 min.
         "smoke": dict(n_seeds=2, pool_size=200, val_size=20, test_size=100, rotated_max_angle=45.0,
-                      initial_size=20, acquisition_sizes=(10,), n_acquired=20, n_candidates=50, epochs=2,
-                      batch_size=32, lr=0.001, p=0.5, l2=2.0, mc_samples=4, eval_mc_samples=4, tau_factor=0.1,
+                      initial_size=20, k_values=(10,), n_acquired=20, n_candidates=50, epochs=2,
+                      batch_size=32, lr=0.001, p=0.5, l2=2.0, T=4, T_eval=4, tau_factor=0.1,
                       file_sections=("utkface", "splicing"), file_n_steps=1, file_epochs=2, file_pool_size=400,
-                      file_test_size=100, file_n_candidates=50, file_eval_mc_samples=4, file_image_size=32,
+                      file_test_size=100, file_n_candidates=50, file_T_eval=4, file_image_size=32,
                       workers=0, resume=False),
         "default": dict(n_seeds=8, pool_size=3000, val_size=50, test_size=1000, rotated_max_angle=45.0,
-                        initial_size=100, acquisition_sizes=(50,), n_acquired=200, n_candidates=1000, epochs=30,
-                        batch_size=32, lr=0.001, p=0.5, l2=2.0, mc_samples=50, eval_mc_samples=50,
+                        initial_size=100, k_values=(50,), n_acquired=200, n_candidates=1000, epochs=30,
+                        batch_size=32, lr=0.001, p=0.5, l2=2.0, T=50, T_eval=50,
                         tau_factor=0.1, file_sections=("utkface", "splicing"), file_n_steps=4, file_epochs=30,
                         file_pool_size=3000, file_test_size=1000, file_n_candidates=1000,
-                        file_eval_mc_samples=50, file_image_size=64, workers=-1, resume=True),
+                        file_T_eval=50, file_image_size=64, workers=-1, resume=True),
         "paper": dict(n_seeds=8, pool_size=0, val_size=50, test_size=0, rotated_max_angle=45.0,
-                      initial_size=150, acquisition_sizes=(100, 200), n_acquired=2000, n_candidates=5000,
-                      epochs=250, batch_size=128, lr=0.001, p=0.5, l2=2.0, mc_samples=50, eval_mc_samples=300,
+                      initial_size=150, k_values=(100, 200), n_acquired=2000, n_candidates=5000,
+                      epochs=250, batch_size=128, lr=0.001, p=0.5, l2=2.0, T=50, T_eval=300,
                       tau_factor=0.1, file_sections=("utkface", "splicing"), file_n_steps=0, file_epochs=0,
-                      file_pool_size=0, file_test_size=0, file_n_candidates=0, file_eval_mc_samples=0,
+                      file_pool_size=0, file_test_size=0, file_n_candidates=0, file_T_eval=0,
                       file_image_size=200, workers=-1, resume=True),
     },
     "05_deimos_mnist": {
         # DEIMOS's classification experiments: "b1" = MNIST 7-vs-9 batch 1 (Table 2), "b25" = 7-vs-9
         # batch 25 (Fig. 3 left), "b100" = MNIST 0-9 batch 100 (Fig. 3 centre); 5 methods x n_seeds each.
         # pool_size: train/pool images per task (0 = all); n_acq_b1: acquisitions of b1; n_steps_*: steps
-        # of b25/b100; epochs (7-vs-9) / epochs_b100 (0-9): Adam epochs per step; mc_samples: J = T
-        # (DEIMOS masks, BALD/MaxEnt passes, BatchBALD K); eval_mc_samples: test passes; n_candidates_*:
+        # of b25/b100; epochs (7-vs-9) / epochs_b100 (0-9): Adam epochs per step; T: J = T
+        # (DEIMOS masks, BALD/MaxEnt passes, BatchBALD K); T_eval: test passes; n_candidates_*:
         # random pool candidates per step; tau_inv_10_alt: a second 0-9 DEIMOS with the authors'
         # notebook value (0 = skip); whole_pool: DEIMOS over (almost) the whole pool beside it in b1.
         # default: 8 seeds (the decision rule of mcal_utils.compare needs >= 6; 8 resolve a consistent
@@ -185,19 +185,19 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
         # the selection 7.3 s wall), the others ~2 s: ~125 s for 8 seeds. On 2 workers ~6.9 min of
         # runs, ~8 min with the notebook's overheads (LMM tests and A/A calibrations ~10 s).
         "smoke": dict(n_seeds=2, experiments=("b1", "b25", "b100"), pool_size=400, test_size=60, n_acq_b1=2,
-                      n_steps_b25=1, n_steps_b100=1, epochs=2, epochs_b100=2, mc_samples=4, eval_mc_samples=4,
+                      n_steps_b25=1, n_steps_b100=1, epochs=2, epochs_b100=2, T=4, T_eval=4,
                       n_candidates_79=40, n_candidates_10=120, batchbald_samples=100, tau_inv_79=8.37e-5,
                       tau_inv_10=3e-5, tau_inv_10_alt=3e-4, pixel_scale="unit", batching="even",
                       outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=True, workers=0, resume=False),
         "default": dict(n_seeds=8, experiments=("b1", "b100"), pool_size=0, test_size=1000, n_acq_b1=20,
-                        n_steps_b25=3, n_steps_b100=1, epochs=45, epochs_b100=20, mc_samples=20,
-                        eval_mc_samples=10, n_candidates_79=500, n_candidates_10=500, batchbald_samples=500,
+                        n_steps_b25=3, n_steps_b100=1, epochs=45, epochs_b100=20, T=20,
+                        T_eval=10, n_candidates_79=500, n_candidates_10=500, batchbald_samples=500,
                         tau_inv_79=8.37e-5, tau_inv_10=3e-5, tau_inv_10_alt=0.0, pixel_scale="unit",
                         batching="even", outlier_fraction=0.001, kcenter_time_limit=2.0, whole_pool=False,
                         workers=-1, resume=True),
         "paper": dict(n_seeds=8, experiments=("b1", "b25", "b100"), pool_size=0, test_size=0, n_acq_b1=200,
-                      n_steps_b25=20, n_steps_b100=10, epochs=300, epochs_b100=300, mc_samples=50,
-                      eval_mc_samples=100, n_candidates_79=2500, n_candidates_10=2000, batchbald_samples=10000,
+                      n_steps_b25=20, n_steps_b100=10, epochs=300, epochs_b100=300, T=50,
+                      T_eval=100, n_candidates_79=2500, n_candidates_10=2000, batchbald_samples=10000,
                       tau_inv_79=8.37e-5, tau_inv_10=3e-5, tau_inv_10_alt=3e-4, pixel_scale="raw",
                       batching="even", outlier_fraction=0.001, kcenter_time_limit=3.0, whole_pool=True,
                       workers=-1, resume=True),
@@ -290,27 +290,25 @@ RULES: dict[str, Rule] = {
     "l2": Rule(ge=0.0),
     "p": _PROBABILITY,
     "fixed_p": _PROBABILITY,
-    "mc_samples": _COUNT,
-    "n_masks": _COUNT,
+    "T": _COUNT,
     "tau_factor": _POSITIVE,
     "initial_size": _COUNT,
-    "acquisition_size": _COUNT,
-    "acq_batch_size": _COUNT,
+    "k": _COUNT,
     "n_steps": Rule(ge=0),
     "windows": Rule(ge=1, note="steps; each <= n_steps"),
     "workers": Rule(ge=-1, note="-1 = one process per core, 0 = in this process"),
     "n_trials": _COUNT,
     "n_trials_b10": Rule(ge=0),
     "hist_bins": _COUNT,
-    "acquisition_sizes": _COUNT,
+    "k_values": _COUNT,
     "n_acquired": _COUNT,
-    "eval_mc_samples": Rule(ge=0, note="0 = one deterministic pass"),
+    "T_eval": Rule(ge=0, note="0 = one deterministic pass"),
     "file_n_steps": Rule(ge=0, note="0 = the paper's"),
     "file_epochs": Rule(ge=0, note="0 = the paper's"),
     "file_pool_size": _SIZE_OR_ALL,
     "file_test_size": _SIZE_OR_ALL,
     "file_n_candidates": Rule(ge=0, note="0 = the paper's"),
-    "file_eval_mc_samples": Rule(ge=0, note="0 = the paper's"),
+    "file_T_eval": Rule(ge=0, note="0 = the paper's"),
     "file_image_size": Rule(ge=8, note="pixels"),
     "file_sections": Rule(subset_of=("utkface", "splicing")),
     "tau_inv": Rule(gt=0.0, note="DEIMOS's tau^-1"),
@@ -350,20 +348,20 @@ def _windows_within_steps(v: Mapping[str, Any]) -> str | None:
 
 
 def _candidates_cover_a_batch(v: Mapping[str, Any]) -> str | None:
-    if v["n_candidates"] and v["n_candidates"] < v["acquisition_size"]:
+    if v["n_candidates"] and v["n_candidates"] < v["k"]:
         return (
-            f"n_candidates={v['n_candidates']} is smaller than acquisition_size={v['acquisition_size']}; "
-            f"use n_candidates >= acquisition_size, or 0 for the whole pool"
+            f"n_candidates={v['n_candidates']} is smaller than k={v['k']}; "
+            f"use n_candidates >= k, or 0 for the whole pool"
         )
     return None
 
 
 def _budget_fits_pool(v: Mapping[str, Any]) -> str | None:
-    need = v["initial_size"] + v["n_steps"] * v["acquisition_size"]
+    need = v["initial_size"] + v["n_steps"] * v["k"]
     if v["pool_size"] and need > v["pool_size"]:
         return (
-            f"initial_size + n_steps * acquisition_size = {need} labelled points exceed pool_size="
-            f"{v['pool_size']}; lower n_steps or acquisition_size, or raise pool_size (0 = all)"
+            f"initial_size + n_steps * k = {need} labelled points exceed pool_size="
+            f"{v['pool_size']}; lower n_steps or k, or raise pool_size (0 = all)"
         )
     return None
 
@@ -392,10 +390,10 @@ def _balanced_initial_set(n_classes: int) -> Callable[[Mapping[str, Any]], str |
 def _regression_budget(v: Mapping[str, Any]) -> str | None:
     """Notebook 06: every batch size divides n_acquired, the budget fits the pool and DEIMOS's last
     step still has n_candidates pool points."""
-    bad = [b for b in v["acquisition_sizes"] if v["n_acquired"] % b]
+    bad = [b for b in v["k_values"] if v["n_acquired"] % b]
     if bad:
-        return f"n_acquired={v['n_acquired']} is not a multiple of acquisition_sizes {bad}; make it one"
-    left = v["pool_size"] - v["initial_size"] - v["n_acquired"] + min(v["acquisition_sizes"])
+        return f"n_acquired={v['n_acquired']} is not a multiple of k_values {bad}; make it one"
+    left = v["pool_size"] - v["initial_size"] - v["n_acquired"] + min(v["k_values"])
     if v["pool_size"] and left < max(v["n_candidates"], 1):
         return (
             f"pool_size={v['pool_size']} leaves {left} pool points at the last acquiring step, fewer than "
@@ -448,30 +446,30 @@ def _own_model_07(v: Mapping[str, Any]) -> str | None:
         )
     if v["n_seeds"] < 2:
         return f"n_seeds={v['n_seeds']} must be >= 2: the comparisons pair the strategies by seed"
-    if v["mc_samples"] < 2:
-        return f"mc_samples={v['mc_samples']} must be >= 2: BALD, BatchBALD and DEIMOS score the spread between passes"
-    if v["n_candidates"] and v["n_candidates"] < v["acquisition_size"]:
+    if v["T"] < 2:
+        return f"T={v['T']} must be >= 2: BALD, BatchBALD and DEIMOS score the spread between passes"
+    if v["n_candidates"] and v["n_candidates"] < v["k"]:
         return (
-            f"n_candidates={v['n_candidates']} is smaller than acquisition_size={v['acquisition_size']}; "
-            "use n_candidates >= acquisition_size, or 0 for the whole pool"
+            f"n_candidates={v['n_candidates']} is smaller than k={v['k']}; "
+            "use n_candidates >= k, or 0 for the whole pool"
         )
-    left = v["pool_size"] - v["initial_size"] - (v["n_steps"] - 1) * v["acquisition_size"]
-    if v["pool_size"] and left < max(v["n_candidates"], v["acquisition_size"]):
+    left = v["pool_size"] - v["initial_size"] - (v["n_steps"] - 1) * v["k"]
+    if v["pool_size"] and left < max(v["n_candidates"], v["k"]):
         return (
             f"pool_size={v['pool_size']} leaves {left} unlabelled points at the last query, fewer than "
-            f"n_candidates={v['n_candidates']} / acquisition_size={v['acquisition_size']}; raise pool_size "
-            "(0 = all 60000) or lower n_steps, acquisition_size or n_candidates"
+            f"n_candidates={v['n_candidates']} / k={v['k']}; raise pool_size "
+            "(0 = all 60000) or lower n_steps, k or n_candidates"
         )
     return None
 
 
 def _toy_1d_03(v: Mapping[str, Any]) -> str | None:
     """Notebook 03: the batch fits the 201-point pool; J masks and T passes give a spread (>= 2 each)."""
-    if v["acq_batch_size"] > 201:
-        return f"acq_batch_size={v['acq_batch_size']} exceeds the 201-point pool of the 1-D toy; use <= 201"
-    small = {k: v[k] for k in ("n_masks", "mc_samples") if v[k] < 2}
+    if v["k"] > 201:
+        return f"k={v['k']} exceeds the 201-point pool of the 1-D toy; use <= 201"
+    small = {name: v[name] for name in ("T", "T_eval") if v[name] < 2}
     if small:
-        return f"{small}: a variance over dropout passes needs at least 2; use n_masks, mc_samples >= 2"
+        return f"{small}: a variance over dropout passes needs at least 2; use T, T_eval >= 2"
     return None
 
 

@@ -144,8 +144,8 @@ FAST = dict(optimizer="adam", lr=0.01, epochs=3, batch_size=16, checkpoint="best
 
 def cfg(**changes) -> loop.ExperimentConfig:
     base = dict(task=f"{MOD}:tiny_task", model=f"{MOD}:tiny_model", strategy="entropy", seed=3,
-                initial_size=9, initial="balanced", acquisition_size=5, n_steps=3, val_size=20,
-                mc_samples=4, train=FAST)
+                initial_size=9, initial="balanced", k=5, n_steps=3, val_size=20,
+                T=4, train=FAST)
     base.update(changes)
     return loop.ExperimentConfig(**base)
 
@@ -168,10 +168,10 @@ def one_thread():
 def test_config_json_round_trip():
     c = loop.ExperimentConfig(
         task="mnist32", model="kirillov_cnn", strategy="deimos", seed=7, label="DEIMOS (J=50)", initial_size=30,
-        initial="random", acquisition_size=100, n_steps=10, pool_size=5000, val_size=200, test_size=1000,
-        mc_samples=50, n_candidates=2000, tau_inv=3e-5, strategy_options={"progress": False},
+        initial="random", k=100, n_steps=10, pool_size=5000, val_size=200, test_size=1000,
+        T=50, n_candidates=2000, tau_inv=3e-5, strategy_options={"progress": False},
         train=TrainConfig(optimizer="adam", lr=1e-3, epochs=5, batch_size=128, checkpoint="last"),
-        eval_mc_samples=100, task_options={"random_state": 1, "digits": (7, 9)}, model_options={"p": 0.25})
+        T_eval=100, task_options={"random_state": 1, "digits": (7, 9)}, model_options={"p": 0.25})
     assert c.train["optimizer"] == "adam" and "progress" not in c.train  # TrainConfig -> plain dict
     assert c.task_options["digits"] == [7, 9]  # tuples become lists, as JSON would
     back = loop.ExperimentConfig.from_json(c.to_json())
@@ -249,10 +249,10 @@ def test_runs_of_different_strategies_start_identically(tmp_path, one_thread):
     (dict(n_steps=100), r"budget too large.*9 \+ 100 \* 5 = 509.*130 \(initial set included\)"),
     (dict(pool_size=1000), "pool_size=1000 is larger"),
     (dict(initial_size=0), "initial_size must be > 0"),
-    (dict(acquisition_size=-1), "acquisition_size must be > 0"),
-    (dict(mc_samples=0), "mc_samples must be > 0"),
+    (dict(k=-1), "k must be > 0"),
+    (dict(T=0), "T must be > 0"),
     (dict(n_candidates=0), "n_candidates must be > 0"),
-    (dict(n_candidates=3), "acquisition_size=5 is larger than n_candidates=3"),
+    (dict(n_candidates=3), "k=5 is larger than n_candidates=3"),
     (dict(test_size=1000), "test_size=1000 is larger"),
     (dict(initial_size=10), "divisible by n_classes=3"),
     (dict(initial="stratified"), "unknown initial='stratified'"),
@@ -320,7 +320,7 @@ def test_picks_map_back_to_pool_indices(tmp_path, monkeypatch, requires):
                         Strategy("recorder", requires, "test double", select, optional=None))
     regression = requires == "preds_N_T"
     c = cfg(model=f"{MOD}:{'decoder_regression' if regression else 'decoder_model_fixed'}", strategy="recorder",
-            acquisition_size=3, n_steps=2, n_candidates=40, tau_inv=1e-3, val_size=0,
+            k=3, n_steps=2, n_candidates=40, tau_inv=1e-3, val_size=0,
             train={**FAST, "epochs": 1, "checkpoint": "last"},
             **({"task_options": {"kind": "regression"}, "initial": "random"} if regression else {}))
     res = loop.run_experiment(c, tmp_path / "run")
@@ -340,7 +340,7 @@ def test_every_registered_strategy_runs_in_the_loop(tmp_path, strategy, one_thre
     """The real strategies, end to end: one acquisition each on the tiny task."""
     regression = acquisition.STRATEGIES[strategy].requires == "preds_N_T"
     opts = {"num_samples": 200} if strategy == "batchbald" else {}
-    changes = dict(strategy=strategy, n_steps=1, acquisition_size=4, n_candidates=30, tau_inv=1e-3,
+    changes = dict(strategy=strategy, n_steps=1, k=4, n_candidates=30, tau_inv=1e-3,
                    strategy_options=opts, train={**FAST, "epochs": 1})
     if regression:
         changes.update(task_options={"kind": "regression"}, initial="random", val_size=0,
@@ -401,9 +401,9 @@ def test_failed_step_write_leaves_earlier_steps_and_resumes(tmp_path, monkeypatc
 
 def test_changed_config_is_refused(tmp_path):
     loop.run_experiment(cfg(n_steps=1, train={**FAST, "epochs": 1}), tmp_path / "run")
-    with pytest.raises(ValueError, match=r"different experiment.*acquisition_size: stored 5, given 6.*"
+    with pytest.raises(ValueError, match=r"different experiment.*k: stored 5, given 6.*"
                                          r"train: stored"):
-        loop.run_experiment(cfg(n_steps=1, acquisition_size=6, train={**FAST, "epochs": 2}), tmp_path / "run")
+        loop.run_experiment(cfg(n_steps=1, k=6, train={**FAST, "epochs": 2}), tmp_path / "run")
     records = loop.read_records(tmp_path / "run")
     assert len(records) == 2  # untouched
 

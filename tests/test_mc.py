@@ -119,7 +119,7 @@ def test_fixed_pass_t_equals_a_manual_forward_with_mask_t():
     T = 4
     out = mc.predict(model, x, T, masks="fixed", random_state=3)
     drop1, lin1, _, drop2, lin2 = model.head
-    with mc_mode(model, "fixed", n_masks=T, random_state=3), torch.no_grad():
+    with mc_mode(model, "fixed", T=T, random_state=3), torch.no_grad():
         h = model.trunk(x)
         bank1 = drop1.mask_bank(h)
         bank2 = drop2.mask_bank(lin1(h))
@@ -200,7 +200,7 @@ def test_naive_and_fresh_t1_with_single_dropout_layer_match_in_law():
 def test_modes_and_training_flags_restored_and_bn_stats_untouched():
     model = _model("kirillov_cnn").train()
     for layer in model.dropout_layers():
-        layer.configure("fixed", n_masks=2, seed=1)
+        layer.configure("fixed", T=2, seed=1)
     bn = model.trunk[0][2]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     mc.predict(model, _x(model, 9), 5, masks="fresh", random_state=0)
@@ -208,7 +208,7 @@ def test_modes_and_training_flags_restored_and_bn_stats_untouched():
     mc.naive_predict(model, _x(model, 9), 2, random_state=0)
     mc.deterministic(model, _x(model, 9))
     assert all(m.training for m in model.modules())
-    assert all(m.mode == "fixed" and m.n_masks == 2 and m._seed == 1 for m in model.dropout_layers())
+    assert all(m.mode == "fixed" and m.T == 2 and m._seed == 1 for m in model.dropout_layers())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert int(bn.num_batches_tracked) == 0

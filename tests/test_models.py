@@ -259,7 +259,7 @@ def test_concrete_off_mode_is_identity_in_eval():
 def test_concrete_relaxation_formula():
     # one channel, u given by a seeded generator: recompute the MC-dropout-entropy paper's formula in float64
     layer = ConcreteDropout(1, init_p=0.3).eval()
-    layer.configure("fixed", n_masks=5, seed=11)
+    layer.configure("fixed", T=5, seed=11)
     x = torch.ones(5, 1)
     with torch.no_grad():
         out = layer(x)
@@ -332,7 +332,7 @@ def test_dropout_validation_and_channelwise():
 # ---------------------------------------------------------------------------
 def test_fixed_mode_block_layout():
     layer = Dropout(0.5).eval()
-    layer.configure("fixed", n_masks=4, seed=9)
+    layer.configure("fixed", T=4, seed=9)
     out_small = layer(torch.ones(4 * 2, 50)).reshape(4, 2, 50)
     out_large = layer(torch.ones(4 * 7, 50)).reshape(4, 7, 50)
     # every input of block j sees mask j, whatever the block size
@@ -344,17 +344,17 @@ def test_fixed_mode_block_layout():
 
 def test_fixed_bank_depends_only_on_seed():
     a, b = Dropout(0.5), Dropout(0.5)
-    a.configure("fixed", n_masks=3, seed=1)
-    b.configure("fixed", n_masks=3, seed=1)
+    a.configure("fixed", T=3, seed=1)
+    b.configure("fixed", T=3, seed=1)
     x = torch.ones(6, 8)
     assert torch.equal(a.eval()(x), b.eval()(x))
-    b.configure("fixed", n_masks=3, seed=2)
+    b.configure("fixed", T=3, seed=2)
     assert not torch.equal(a(x), b(x))
 
 
 def test_train_mode_is_fresh_whatever_the_mode():
     layer = Dropout(0.5)
-    layer.configure("fixed", n_masks=4, seed=0)
+    layer.configure("fixed", T=4, seed=0)
     layer.train()
     out = layer(torch.ones(10, 30))  # 10 rows is no multiple of 4: fine in training
     assert out.shape == (10, 30)
@@ -366,16 +366,16 @@ def test_configure_validation():
     with pytest.raises(ValueError, match="mode"):
         layer.configure("always")
     with pytest.raises(ValueError, match="seed"):
-        layer.configure("fixed", n_masks=3)
-    with pytest.raises(ValueError, match="n_masks"):
-        layer.configure("fixed", n_masks=0, seed=1)
-    with pytest.raises(TypeError, match="n_masks must be an int"):
-        layer.configure("fixed", n_masks=True, seed=1)
-    with pytest.raises(ValueError, match="n_masks"):
-        layer.configure("fresh", n_masks=3, seed=1)
+        layer.configure("fixed", T=3)
+    with pytest.raises(ValueError, match="T"):
+        layer.configure("fixed", T=0, seed=1)
+    with pytest.raises(TypeError, match="T must be an int"):
+        layer.configure("fixed", T=True, seed=1)
+    with pytest.raises(ValueError, match="T"):
+        layer.configure("fresh", T=3, seed=1)
     model = build_model("mlp1d", seed=0)
     with pytest.raises(ValueError, match="random_state"):
-        set_dropout_mode(model, "fixed", n_masks=3)
+        set_dropout_mode(model, "fixed", T=3)
     with pytest.raises(TypeError, match="random_state"):
         set_dropout_mode(model, "fresh", random_state="7")
     with pytest.raises(TypeError, match="scale_by_n must be an int"):
@@ -389,20 +389,20 @@ def test_mc_mode_restores_everything_even_on_error():
     model.head[1].eval()  # a mixed state must come back as it was
     flags = {name: m.training for name, m in model.named_modules()}
     with pytest.raises(RuntimeError, match="boom"):
-        with mc_mode(model, "fixed", n_masks=3, random_state=0):
+        with mc_mode(model, "fixed", T=3, random_state=0):
             assert not any(m.training for m in model.modules())
-            assert all(m.mode == "fixed" and m.n_masks == 3 for m in model.dropout_layers())
+            assert all(m.mode == "fixed" and m.T == 3 for m in model.dropout_layers())
             raise RuntimeError("boom")
     assert {name: m.training for name, m in model.named_modules()} == flags
-    assert all(m.mode == "off" and m.n_masks is None for m in model.dropout_layers())
+    assert all(m.mode == "off" and m.T is None for m in model.dropout_layers())
 
 
 def test_layer_seeds_are_distinct_and_reproducible():
     model = build_model("deimos_mnist10", seed=0)
-    set_dropout_mode(model, "fixed", n_masks=2, random_state=7)
+    set_dropout_mode(model, "fixed", T=2, random_state=7)
     seeds = [m._seed for m in model.dropout_layers()]
-    set_dropout_mode(model, "fixed", n_masks=2, random_state=np.random.default_rng(0))
-    set_dropout_mode(model, "fixed", n_masks=2, random_state=7)
+    set_dropout_mode(model, "fixed", T=2, random_state=np.random.default_rng(0))
+    set_dropout_mode(model, "fixed", T=2, random_state=7)
     assert [m._seed for m in model.dropout_layers()] == seeds and len(set(seeds)) == 2
 
 
@@ -448,7 +448,7 @@ def test_mask_source_gives_the_factor_in_fresh_and_training_mode():
 
 def test_mask_source_gives_the_bank_in_fixed_mode():
     layer = Dropout(0.5, channelwise=True).eval()
-    layer.configure("fixed", n_masks=2, seed=0)
+    layer.configure("fixed", T=2, seed=0)
     x = torch.ones(2 * 3, 4, 5)  # J = 2 blocks of B = 3 inputs, 4 channels
     factor_J = torch.tensor([1.0, 0.0]).reshape(2, 1, 1).expand(2, 4, 1)  # (J, *noise_shape)
     asked = []

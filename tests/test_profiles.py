@@ -78,7 +78,7 @@ def test_issue_example_negative_sizes_are_refused():
 
 @pytest.mark.parametrize("changes, message", [
     (dict(n_steps=4), r"windows=\(5, 10\) exceed n_steps=4"),
-    (dict(n_candidates=10), r"n_candidates=10 is smaller than acquisition_size=20"),
+    (dict(n_candidates=10), r"n_candidates=10 is smaller than k=20"),
     (dict(pool_size=100), r"= 220 labelled points exceed pool_size=100"),
     (dict(initial_size=25), r"initial_size divisible by the 10 classes"),
 ])

@@ -181,7 +181,7 @@ def check_passes(T: int, what: str, name: str = "T") -> int:
         raise ValueError(
             f"{what} needs at least 2 MC-dropout passes ({name} >= 2), got {name} = {T}: with one pass "
             f"it scores 0 for every point and the picks are a tie broken by index. Use {name} >= 2 "
-            f"(e.g. mc_samples=20 or more)."
+            f"(e.g. T=20 or more)."
         )
     return T
 

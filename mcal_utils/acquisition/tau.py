@@ -47,7 +47,7 @@ def auto_tau_inv(preds, factor: float) -> float:
             f"preds must have shape (N, T) (regression) or (N, T, C) (class probabilities) with "
             f"N >= 1, got shape {y.shape}"
         )
-    check_passes(int(y.shape[1]), "tau_inv={'auto': ...}", name="mc_samples")
+    check_passes(int(y.shape[1]), "tau_inv={'auto': ...}", name="T")
     check_finite(y, "preds")
     tau_inv = factor * float(y.var(axis=1, ddof=0).mean())
     if not (math.isfinite(tau_inv) and tau_inv > 0):

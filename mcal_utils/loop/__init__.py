@@ -8,10 +8,10 @@ sizes (initial set, acquisition size, number of steps), the training settings an
    ``(seed, "init")``: one initial network per seed, as the MC-dropout-entropy paper's code) and
    fit it on the labelled set ``L_s`` (best-validation checkpoint on the fixed validation set
    when the config asks);
-2. evaluate on the test set (one deterministic pass, or the mean of ``eval_mc_samples`` MC passes);
+2. evaluate on the test set (one deterministic pass, or the mean of ``T_eval`` MC passes);
 3. if ``s < n_steps``: the strategy's ``Requirement`` computes its inputs from the model and the
    candidates (the pool, or a seeded subsample of ``n_candidates`` of it); the strategy picks
-   ``acquisition_size`` points, ``L_{s+1} = L_s + picks`` (with ``tau_inv={"auto": f}``, tau^-1
+   ``k`` points, ``L_{s+1} = L_s + picks`` (with ``tau_inv={"auto": f}``, tau^-1
    is computed once from the step-0 model on the validation set first);
 4. write the step's record atomically to ``<run_dir>/steps/step_XXXX.json``.
 

@@ -38,13 +38,13 @@ class ExperimentConfig:
         keyword options of ``build_model``.
     strategy: a name of ``acquisition.STRATEGIES``; label: the method name in results and
         directory names (default: the strategy name).
-    mc_samples: T, the MC-dropout passes for strategies that need them (J masks for DEIMOS,
+    T: the MC-dropout passes for strategies that need them (J masks for DEIMOS,
         K for BatchBALD). n_candidates: score a seeded random subsample of this many pool points
         (None: the whole pool); for DEIMOS it is ``n_cand`` of ``deimos_sample`` (pool members
         of X_samp). strategy_options: extra keyword arguments of ``Strategy.select`` (checked
         against what the strategy accepts before training).
     tau_inv: DEIMOS's tau^-1: a number, or ``{"auto": factor}`` (DEIMOS Appendix E): factor x the
-        mean MC-dropout variance of the step-0 model on the validation set (``mc_samples`` fresh
+        mean MC-dropout variance of the step-0 model on the validation set (``T`` fresh
         passes seeded from ``(seed, 0, "tau")``; see ``acquisition.auto_tau_inv``), computed once
         and used unchanged at every step (read back from step 0's record on resume). Every record
         stores the value used as ``tau_inv``. ``"auto"`` needs a validation set (``val_size > 0``).
@@ -55,7 +55,7 @@ class ExperimentConfig:
     initial_size, initial: size of the initial labelled set and how it is drawn from the pool:
         ``"balanced"`` (``initial_size / n_classes`` per class, seeded), ``"random"`` (seeded),
         ``"first"`` (the first points of the train split in file order, as the MC-dropout-entropy paper's code did).
-    acquisition_size, n_steps: points per step and number of acquisition steps (the curve has
+    k, n_steps: points picked per step and number of acquisition steps (the curve has
         ``n_steps + 1`` points).
     pool_size: draw the experiment (initial set + pool) from a seeded subsample of this many
         train points (None: all of them, minus a held-out validation set).
@@ -65,7 +65,7 @@ class ExperimentConfig:
     test_size: evaluate on a seeded subsample of the test set (None: all of it).
     train: the fields of ``training.TrainConfig`` (``progress`` excluded; a TrainConfig is
         accepted and converted).
-    eval_mc_samples: 0 -> test metric of one deterministic pass; T > 0 -> of the mean of T
+    T_eval: 0 -> test metric of one deterministic pass; T > 0 -> of the mean of T
         MC-dropout passes.
     seed: the experiment seed; everything random derives from it (see the module docstring).
     """
@@ -77,17 +77,17 @@ class ExperimentConfig:
     label: str = ""
     initial_size: int = 20
     initial: str = "balanced"
-    acquisition_size: int = 10
+    k: int = 10
     n_steps: int = 10
     pool_size: int | None = None
     val_size: int | None = None
     test_size: int | None = None
-    mc_samples: int = 50
+    T: int = 50
     n_candidates: int | None = None
     tau_inv: float | dict | None = None
     strategy_options: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
-    eval_mc_samples: int = 0
+    T_eval: int = 0
     task_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
     init: str = "per_step"
@@ -126,7 +126,7 @@ class ExperimentConfig:
                 f"init must be one of {list(INIT_MODES)} ('per_step': a new initialisation at "
                 f"every step; 'fixed': one per seed), got {self.init!r}"
             )
-        for name in ("seed", "initial_size", "acquisition_size", "n_steps", "mc_samples", "eval_mc_samples"):
+        for name in ("seed", "initial_size", "k", "n_steps", "T", "T_eval"):
             object.__setattr__(self, name, check_int(getattr(self, name), name))
         for name in ("pool_size", "val_size", "test_size", "n_candidates"):
             value = getattr(self, name)

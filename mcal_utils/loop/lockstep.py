@@ -77,7 +77,7 @@ ALIGN_FIELDS: tuple[str, ...] = (
     "model",
     "model_options",
     "initial_size",
-    "acquisition_size",
+    "k",
     "n_steps",
     "pool_size",
     "val_size",
@@ -216,8 +216,8 @@ def lockstep_step(states: list, step: int, *, vectorize: bool | None = None) -> 
         vectorized = resolve_device(states[0].train_config.device).type == "cuda" if vectorize is None else vectorize
         by_test: dict = {}
         for i, (st, member) in enumerate(zip(states, population.members)):
-            if vectorized and st.config.eval_mc_samples > 0 and not isinstance(member, BaseException):
-                by_test.setdefault((id(st.task), st.split.test.tobytes(), st.config.eval_mc_samples), []).append(i)
+            if vectorized and st.config.T_eval > 0 and not isinstance(member, BaseException):
+                by_test.setdefault((id(st.task), st.split.test.tobytes(), st.config.T_eval), []).append(i)
         for idx in (idx for idx in by_test.values() if len(idx) > 1):
             t0 = time.perf_counter()
             st = states[idx[0]]
@@ -225,7 +225,7 @@ def lockstep_step(states: list, step: int, *, vectorize: bool | None = None) -> 
                 [population.members[i].model for i in idx],
                 st.task.x_test[st.split.test],
                 st.task.y_test[st.split.test],
-                T=st.config.eval_mc_samples,
+                T=st.config.T_eval,
                 random_states=[seeds[i]("eval") for i in idx],
             )
             share = (time.perf_counter() - t0) / len(idx)

@@ -92,11 +92,11 @@ def make_split(config: ExperimentConfig, task) -> Split:
         universe = _choice_sorted(rng, available, config.pool_size)
     else:
         universe = available
-    need = config.initial_size + config.n_steps * config.acquisition_size
+    need = config.initial_size + config.n_steps * config.k
     if need > universe.size:
         raise ValueError(
-            f"budget too large: initial_size + n_steps * acquisition_size = {config.initial_size} + "
-            f"{config.n_steps} * {config.acquisition_size} = {need} labelled points, but the pool holds "
+            f"budget too large: initial_size + n_steps * k = {config.initial_size} + "
+            f"{config.n_steps} * {config.k} = {need} labelled points, but the pool holds "
             f"{universe.size} (initial set included)"
         )
 

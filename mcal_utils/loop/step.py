@@ -183,7 +183,7 @@ def evaluate_step(state: RunState, model, step: int) -> dict:
         model,
         state.task.x_test[split.test],
         state.task.y_test[split.test],
-        T=state.config.eval_mc_samples,
+        T=state.config.T_eval,
         random_state=step_seeds(state.config, step)("eval"),
     )
     return {k: float(v) for k, v in metrics.items() if k in ("accuracy", "mse", "rmse")}
@@ -191,15 +191,13 @@ def evaluate_step(state: RunState, model, step: int) -> dict:
 
 def resolve_tau_inv(state: RunState, model) -> float | None:
     """tau^-1 of the run: the config's number; for ``{"auto": f}`` computed once from ``model`` (the
-    step-0 model) on the validation set with ``mc_samples`` fresh passes seeded from ``(seed, 0, "tau")``
+    step-0 model) on the validation set with ``T`` fresh passes seeded from ``(seed, 0, "tau")``
     and kept in ``state.tau_inv``."""
     factor = state.config.tau_auto
     if state.tau_inv is not None or factor is None:
         return state.tau_inv
     x_val, _ = validation_data(state)
-    preds = mc.predict(
-        model, x_val, state.config.mc_samples, masks="fresh", random_state=step_seeds(state.config, 0)("tau")
-    )
+    preds = mc.predict(model, x_val, state.config.T, masks="fresh", random_state=step_seeds(state.config, 0)("tau"))
     state.tau_inv = auto_tau_inv(preds, factor)
     return state.tau_inv
 
@@ -223,15 +221,13 @@ def select_step(state: RunState, model, step: int) -> Selection:
         labelled=state.labelled,
         pool=state.pool,
         n_candidates=config.n_candidates,
-        T=config.mc_samples,
+        T=config.T,
         tau_inv=state.tau_inv,
         seed=seeds,
     )
     inputs = strategy.inputs(context)
-    batch = strategy.select(
-        config.acquisition_size, random_state=seeds("select"), **inputs.arrays, **config.strategy_options
-    )
-    positions = inputs.pool_positions(batch.indices, config.acquisition_size, config.strategy)
+    batch = strategy.select(config.k, random_state=seeds("select"), **inputs.arrays, **config.strategy_options)
+    positions = inputs.pool_positions(batch.indices, config.k, config.strategy)
     return Selection(acquired=state.pool[positions], scores=np.asarray(batch.scores, np.float64), info=inputs.info)
 
 

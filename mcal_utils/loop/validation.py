@@ -21,7 +21,7 @@ def check_static(config: ExperimentConfig) -> None:
     strategy = _strategy(config)
     check_registered(config.task, "task")
     check_registered(config.model, "model")
-    for name in ("initial_size", "acquisition_size", "mc_samples"):
+    for name in ("initial_size", "k", "T"):
         if getattr(config, name) <= 0:
             raise ValueError(f"{name} must be > 0, got {getattr(config, name)}")
     for name in ("pool_size", "test_size", "n_candidates"):
@@ -32,16 +32,14 @@ def check_static(config: ExperimentConfig) -> None:
         raise ValueError(f"n_steps must be >= 0, got {config.n_steps}")
     if config.val_size is not None and config.val_size < 0:
         raise ValueError(f"val_size must be >= 0 or None, got {config.val_size}")
-    if config.eval_mc_samples < 0:
-        raise ValueError(f"eval_mc_samples must be >= 0 (0: deterministic), got {config.eval_mc_samples}")
+    if config.T_eval < 0:
+        raise ValueError(f"T_eval must be >= 0 (0: deterministic), got {config.T_eval}")
     if config.seed < 0:
         raise ValueError(f"seed must be >= 0, got {config.seed}")
     if config.initial not in INITIAL_MODES:
         raise ValueError(f"unknown initial={config.initial!r}; valid: {list(INITIAL_MODES)}")
-    if config.n_candidates is not None and config.acquisition_size > config.n_candidates:
-        raise ValueError(
-            f"acquisition_size={config.acquisition_size} is larger than n_candidates={config.n_candidates}"
-        )
+    if config.n_candidates is not None and config.k > config.n_candidates:
+        raise ValueError(f"k={config.k} is larger than n_candidates={config.n_candidates}")
     tc = config.train_config()
     if tc.checkpoint == "best_val" and config.val_size == 0:
         raise ValueError(
@@ -62,7 +60,7 @@ def check_static(config: ExperimentConfig) -> None:
     strategy.check_options(config.strategy_options)
     if strategy.min_passes > 1 or config.tau_auto is not None:
         what = f"strategy {config.strategy!r}" if strategy.min_passes > 1 else "tau_inv={'auto': ...}"
-        check_passes(config.mc_samples, what, "mc_samples")
+        check_passes(config.T, what, "T")
 
 
 def validate(config: ExperimentConfig, data_dir=None, task=None) -> Split:
@@ -91,17 +89,17 @@ def validate(config: ExperimentConfig, data_dir=None, task=None) -> Split:
         )
     if config.n_steps == 0:
         return split
-    last_pool = len(split.pool) - (config.n_steps - 1) * config.acquisition_size
+    last_pool = len(split.pool) - (config.n_steps - 1) * config.k
     if needs.needs_candidates and config.n_candidates:
         # DEIMOS draws its candidates from the pool at every acquiring step; check the last one now
         if config.n_candidates > last_pool:
             raise ValueError(
                 f"n_candidates={config.n_candidates} exceeds the pool left at the last acquiring "
                 f"step ({last_pool} = pool {len(split.pool)} - {config.n_steps - 1} x "
-                f"{config.acquisition_size}); lower n_candidates or the number of steps"
+                f"{config.k}); lower n_candidates or the number of steps"
             )
     if strategy.check_size is not None:
-        n_labelled = len(split.initial) + (config.n_steps - 1) * config.acquisition_size
+        n_labelled = len(split.initial) + (config.n_steps - 1) * config.k
         n_cand = min(config.n_candidates or last_pool, last_pool)
-        strategy.check_size(n_labelled, n_cand, config.acquisition_size, config.strategy_options)
+        strategy.check_size(n_labelled, n_cand, config.k, config.strategy_options)
     return split

@@ -257,15 +257,15 @@ def configs(name: str, settings: Mapping[str, Any], seeds: Sequence[int]) -> lis
         strategy="random",
         initial_size=exp.initial_size,
         initial="balanced",
-        acquisition_size=exp.k,
+        k=exp.k,
         n_steps=sizes.n_steps,
         pool_size=settings["pool_size"] or None,
         val_size=0,
         test_size=settings["test_size"] or None,
-        mc_samples=settings["mc_samples"],
+        T=settings["T"],
         n_candidates=sizes.n_candidates,
         tau_inv=sizes.tau_inv,
-        eval_mc_samples=settings["eval_mc_samples"],
+        T_eval=settings["T_eval"],
         train=dict(
             optimizer="adam",
             lr=PAPER_LR,
@@ -306,13 +306,13 @@ def protocol_table(settings: Mapping[str, Any]) -> pd.DataFrame:
         (
             "all",
             "MC passes J = T (DEIMOS, BALD, MaxEnt, BatchBALD K)",
-            f"{settings['mc_samples']}",
+            f"{settings['T']}",
             f"{PAPER_MC_SAMPLES}",
         ),
         (
             "all",
             "test prediction",
-            f"mean of {settings['eval_mc_samples']} MC passes on {settings['test_size'] or 'all'} test images",
+            f"mean of {settings['T_eval']} MC passes on {settings['test_size'] or 'all'} test images",
             f"mean of {PAPER_EVAL_MC_SAMPLES} MC passes, all test images",
         ),
         ("all", "BatchBALD sampled configurations", f"{settings['batchbald_samples']}", f"{PAPER_BATCHBALD_SAMPLES}"),
@@ -609,7 +609,7 @@ def kcenter_check(
     out = kcenter_robust(
         features_N_D,
         labelled_N,
-        config.acquisition_size,
+        config.k,
         outlier_fraction=settings["outlier_fraction"],
         time_limit=settings["kcenter_time_limit"],
     )
@@ -618,7 +618,7 @@ def kcenter_check(
     return KCenterCheck(
         exp.title,
         len(features_N_D),
-        config.acquisition_size,
+        config.k,
         bool(out.exact),
         float(out.radius),
         float(out.lower_bound),
@@ -658,7 +658,7 @@ def step_plan(
 ) -> StepPlan:
     """The :class:`~mcal_utils.cost.StepPlan` of one method: selection units by strategy (BatchBALD's grow
     with its samples per 1000; robust k-center scores the labelled set too)."""
-    labelled = _experiment(name).initial_size + config.n_steps * config.acquisition_size
+    labelled = _experiment(name).initial_size + config.n_steps * config.k
     select = {
         "deimos": (n_candidates, passes),
         "bald": (n_candidates, passes),
@@ -688,8 +688,8 @@ def _fitted_cost_model(
             c,
             epochs=c.train["epochs"],
             n_test=n_test,
-            eval_passes=c.eval_mc_samples,
-            passes=c.mc_samples,
+            eval_passes=c.T_eval,
+            passes=c.T,
             n_candidates=_candidates(c),
             batchbald_samples=settings["batchbald_samples"],
         )

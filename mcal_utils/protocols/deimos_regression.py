@@ -92,40 +92,40 @@ class Protocol:
     model: str
     train: dict
     initial_size: int
-    acquisition_sizes: tuple[int, ...]
+    k_values: tuple[int, ...]
     n_acquired: int
     n_candidates: int
-    mc_samples: int
-    eval_mc_samples: int
+    T: int
+    T_eval: int
     tau_inv: float | dict
     val_size: int | None = None
     task_options: dict = field(default_factory=dict)
     model_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        sizes = tuple(int(b) for b in self.acquisition_sizes)
+        sizes = tuple(int(b) for b in self.k_values)
         if not sizes or min(sizes) < 1:
-            raise ValueError(f"{self.name}: acquisition_sizes must be >= 1, got {self.acquisition_sizes!r}")
+            raise ValueError(f"{self.name}: k_values must be >= 1, got {self.k_values!r}")
         bad = [b for b in sizes if self.n_acquired % b]
         if bad:
             raise ValueError(f"{self.name}: n_acquired={self.n_acquired} is not a multiple of the batch size(s) {bad}")
-        object.__setattr__(self, "acquisition_sizes", sizes)
+        object.__setattr__(self, "k_values", sizes)
 
     @property
     def metric(self) -> str:
         """The test error its results are judged on: MSE for splicing (Table 1), RMSE otherwise (Figure 2)."""
         return "mse" if self.task == "splicing" else "rmse"
 
-    def n_steps(self, acquisition_size: int) -> int:
-        """Acquisition steps at batch size ``acquisition_size`` (the curve has one point more)."""
-        if acquisition_size not in self.acquisition_sizes:
-            raise ValueError(f"{self.name}: batch size {acquisition_size} is not one of {self.acquisition_sizes}")
-        return self.n_acquired // acquisition_size
+    def n_steps(self, k: int) -> int:
+        """Acquisition steps at batch size ``k`` (the curve has one point more)."""
+        if k not in self.k_values:
+            raise ValueError(f"{self.name}: batch size {k} is not one of {self.k_values}")
+        return self.n_acquired // k
 
     def replace(self, **changes) -> Protocol:
         return dataclasses.replace(self, **changes)
 
-    def configs(self, acquisition_size: int, seeds) -> list[ExperimentConfig]:
+    def configs(self, k: int, seeds) -> list[ExperimentConfig]:
         """One config per (method of :data:`METHODS`, seed): labels are the method names."""
         base = ExperimentConfig(
             task=self.task,
@@ -135,14 +135,14 @@ class Protocol:
             strategy="random",
             initial="random",
             initial_size=self.initial_size,
-            acquisition_size=acquisition_size,
-            n_steps=self.n_steps(acquisition_size),
+            k=k,
+            n_steps=self.n_steps(k),
             val_size=self.val_size,
-            mc_samples=self.mc_samples,
+            T=self.T,
             n_candidates=self.n_candidates,
             tau_inv=self.tau_inv,
             train=dict(self.train),
-            eval_mc_samples=self.eval_mc_samples,
+            T_eval=self.T_eval,
         )
         return grid_configs(base, [{"strategy": s, "label": m} for s, m in METHODS.items()], seeds)
 
@@ -164,11 +164,11 @@ PAPER_PROTOCOLS: dict[str, Protocol] = {
         model_options=dict(in_channels=3, image_size=200, p=0.5),
         train=_deimos_adam(250, 2.0),
         initial_size=150,
-        acquisition_sizes=(100, 200),
+        k_values=(100, 200),
         n_acquired=2000,
         n_candidates=5000,
-        mc_samples=50,
-        eval_mc_samples=300,
+        T=50,
+        T_eval=300,
         tau_inv={"auto": 0.1},
     ),
     "splicing": Protocol(
@@ -179,11 +179,11 @@ PAPER_PROTOCOLS: dict[str, Protocol] = {
         model_options=dict(p=0.15),
         train=_deimos_adam(300, 0.025, optimizer="rmsprop"),
         initial_size=75,
-        acquisition_sizes=(1,),
+        k_values=(1,),
         n_acquired=600,
         n_candidates=5000,
-        mc_samples=50,
-        eval_mc_samples=200,
+        T=50,
+        T_eval=200,
         tau_inv=2.5e-4,
     ),
 }
@@ -196,7 +196,7 @@ def rotated_mnist_protocol(
     test_size: int,
     rotated_max_angle: float,
     initial_size: int,
-    acquisition_sizes,
+    k_values,
     n_acquired: int,
     n_candidates: int,
     epochs: int,
@@ -204,8 +204,8 @@ def rotated_mnist_protocol(
     lr: float,
     p: float,
     l2: float,
-    mc_samples: int,
-    eval_mc_samples: int,
+    T: int,
+    T_eval: int,
     tau_factor: float,
 ) -> Protocol:
     """The offline stand-in: predict the rotation angle (degrees) of an MNIST digit with DEIMOS's
@@ -222,11 +222,11 @@ def rotated_mnist_protocol(
         model_options=dict(in_channels=1, image_size=28, p=float(p)),
         train=_deimos_adam(epochs, float(l2), lr=float(lr), batch_size=batch_size),
         initial_size=initial_size,
-        acquisition_sizes=tuple(acquisition_sizes),
+        k_values=tuple(k_values),
         n_acquired=n_acquired,
         n_candidates=n_candidates,
-        mc_samples=mc_samples,
-        eval_mc_samples=eval_mc_samples,
+        T=T,
+        T_eval=T_eval,
         tau_inv={"auto": float(tau_factor)},
         val_size=val_size,
     )
@@ -249,13 +249,13 @@ def file_protocol(
     pool_size: int = 0,
     test_size: int = 0,
     n_candidates: int = 0,
-    eval_mc_samples: int = 0,
+    T_eval: int = 0,
     image_size: int = 200,
 ) -> Protocol:
     """The paper's protocol for ``name`` ("utkface" or "splicing"); every argument 0 keeps the paper's
     value, else: ``n_steps`` acquisition steps at the first batch size only, ``epochs``, a train/pool
     subsample of ``pool_size`` and a test subsample of ``test_size`` (drawn when the task loads),
-    ``n_candidates``, ``eval_mc_samples``. ``image_size``: UTKFace pixels (the paper: 200)."""
+    ``n_candidates``, ``T_eval``. ``image_size``: UTKFace pixels (the paper: 200)."""
     if name not in PAPER_PROTOCOLS:
         raise ValueError(f"unknown file protocol {name!r}; valid: {sorted(PAPER_PROTOCOLS)}")
     for arg, v in dict(
@@ -264,15 +264,15 @@ def file_protocol(
         pool_size=pool_size,
         test_size=test_size,
         n_candidates=n_candidates,
-        eval_mc_samples=eval_mc_samples,
+        T_eval=T_eval,
     ).items():
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"{arg} must be an int >= 0 (0 = the paper's value), got {v!r}")
     proto = PAPER_PROTOCOLS[name]
     changes: dict = {}
     if n_steps:
-        b = proto.acquisition_sizes[0]
-        changes.update(acquisition_sizes=(b,), n_acquired=n_steps * b)
+        b = proto.k_values[0]
+        changes.update(k_values=(b,), n_acquired=n_steps * b)
     if epochs:
         changes["train"] = {**proto.train, "epochs": int(epochs)}
     options = dict(proto.task_options)
@@ -286,8 +286,8 @@ def file_protocol(
     changes["task_options"] = options
     if n_candidates:
         changes["n_candidates"] = int(n_candidates)
-    if eval_mc_samples:
-        changes["eval_mc_samples"] = int(eval_mc_samples)
+    if T_eval:
+        changes["T_eval"] = int(T_eval)
     return proto.replace(**changes)
 
 
@@ -399,7 +399,7 @@ def protocol_table(settings: Mapping, protocol: Protocol, n_seeds: int) -> pd.Da
             ).replace(",", " "),
         ),
         ("initial labelled set", f"{protocol.initial_size} (random)", f"{utk.initial_size}"),
-        ("batch sizes", ", ".join(map(str, protocol.acquisition_sizes)), ", ".join(map(str, utk.acquisition_sizes))),
+        ("batch sizes", ", ".join(map(str, protocol.k_values)), ", ".join(map(str, utk.k_values))),
         ("acquired per run", f"{protocol.n_acquired}", f"{utk.n_acquired}"),
         ("candidates per step", f"{protocol.n_candidates}", f"{utk.n_candidates}"),
         (
@@ -408,8 +408,8 @@ def protocol_table(settings: Mapping, protocol: Protocol, n_seeds: int) -> pd.Da
             f"UTKFace CNN, {utk_net}, p = {utk.model_options['p']}",
         ),
         ("training", f"Adam lr {settings['lr']}, " + _train_text(protocol.train), "Adam, " + _train_text(utk.train)),
-        ("J masks / T passes", f"{protocol.mc_samples}", f"{utk.mc_samples}"),
-        ("MC passes for the test prediction", f"{protocol.eval_mc_samples}", f"{utk.eval_mc_samples}"),
+        ("J masks / T passes", f"{protocol.T}", f"{utk.T}"),
+        ("MC passes for the test prediction", f"{protocol.T_eval}", f"{utk.T_eval}"),
         (
             "τ⁻¹",
             f"{settings['tau_factor']} × initial mean MC variance on {settings['val_size']} validation points",
@@ -440,7 +440,7 @@ def scaled_down_note(settings: Mapping) -> str:
     utk = PAPER_PROTOCOLS["utkface"]
     return (
         f"**Scaled down (profile `{_profile(settings)}`).** The paper's protocol retrains the network from "
-        f"scratch {utk.n_steps(utk.acquisition_sizes[0]) + 1} times per run for {utk.train['epochs']} epochs on up "
+        f"scratch {utk.n_steps(utk.k_values[0]) + 1} times per run for {utk.train['epochs']} epochs on up "
         f"to {utk.initial_size + utk.n_acquired} images — hours per run on a CPU (section 9 predicts it). To fit "
         "the report's budget we keep the network, the optimiser, L2/N, the last-weights rule, the J masks and "
         "τ⁻¹'s rule, and shrink the pool, the number of acquisitions, the batch size, the epochs (with a "
@@ -578,7 +578,7 @@ def utk_rmse_table(results: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
     """UTKFace, batch 100: our seed-mean RMSE at 2000 acquired beside the authors' arrays, and its caption
     (None: the run did not get there)."""
     utk = PAPER_PROTOCOLS["utkface"]
-    b = utk.acquisition_sizes[0]
+    b = utk.k_values[0]
     last = results[(results["batch"] == b) & (results["acquired_total"] == utk.n_acquired)]
     if last.empty:
         return None
@@ -667,9 +667,9 @@ def cost_plans(protocol: Protocol, n_test: int) -> dict[str, StepPlan]:
             epochs=protocol.train["epochs"],
             batch_size=1,
             n_test=n_test,
-            eval_passes=protocol.eval_mc_samples,
+            eval_passes=protocol.T_eval,
             n_candidates=protocol.n_candidates if m != "Random" else 0,
-            mc_passes=protocol.mc_samples if m != "Random" else 0,
+            mc_passes=protocol.T if m != "Random" else 0,
         )
         for m in METHODS.values()
     }
@@ -680,7 +680,7 @@ def predict_cost(
 ) -> tuple[pd.DataFrame, float]:
     """Predicted seconds of ``protocol``'s grids (every batch size; rows: batch, method) and their wall time."""
     rows, wall = [], 0.0
-    for b in protocol.acquisition_sizes:
+    for b in protocol.k_values:
         budgets = [protocol.initial_size + s * b for s in range(protocol.n_steps(b) + 1)]
         table, w = model.predict_grid(cost_plans(protocol, n_test), budgets, n_seeds, workers=workers)
         rows.append(table.assign(batch=b))
@@ -751,8 +751,8 @@ def time_sentence(cost: StandInCost, results: pd.DataFrame, wall_s: float, profi
         + "; selection: "
         + ", ".join(f"{m} {v:.2f}" for m, v in step["select_s"].items())
         + f". The **paper profile** (rotated MNIST sized like UTKFace: {p.initial_size} initial, batches "
-        f"{' and '.join(map(str, p.acquisition_sizes))}, {p.n_acquired} acquired, {p.train['epochs']} epochs, "
-        f"{p.n_candidates} candidates, {p.eval_mc_samples} test passes on {cost.paper_n_test} images, "
+        f"{' and '.join(map(str, p.k_values))}, {p.n_acquired} acquired, {p.train['epochs']} epochs, "
+        f"{p.n_candidates} candidates, {p.T_eval} test passes on {cost.paper_n_test} images, "
         f"{cost.paper_n_seeds} seeds) is predicted at **{cost.paper_s / 3600:.0f} h** on {cost.workers} such "
         f"workers (no GPU timing has been measured for this network). UTKFace at {utk.model_options['in_channels']} "
         f"× {utk.model_options['image_size']} × {utk.model_options['image_size']} has {pixels:.0f} times the input "
@@ -777,10 +777,10 @@ def finding(
         aubc = claim.of("aubc")
         text += f" Batch {b}: {compare.verdict_tally(aubc)}: " + "; ".join(c.short() for c in aubc) + "."
     p, utk = cost.paper, PAPER_PROTOCOLS["utkface"]
-    missing = [b for b in utk.acquisition_sizes if b not in by_batch]
+    missing = [b for b in utk.k_values if b not in by_batch]
     if missing or protocol.train["epochs"] < utk.train["epochs"]:
         text += (
-            f" The paper's batch sizes {' and '.join(map(str, utk.acquisition_sizes))} with its training: not "
+            f" The paper's batch sizes {' and '.join(map(str, utk.k_values))} with its training: not "
             f"tested here: needs {p.initial_size} → {p.initial_size + p.n_acquired} labels at "
             f"{p.train['epochs']} epochs per step ({len(METHODS)} methods × {cost.paper_n_seeds} seeds), "
             f"est. {cost.paper_s / 3600:.0f} h on {cost.workers} CPU cores."

@@ -116,9 +116,9 @@ class ToyProtocol:
             lr=s.lr,
             l2=s.l2,
             p=s.p,
-            k=s.acq_batch_size,
-            J=s.n_masks,
-            T=s.mc_samples,
+            k=s.k,
+            J=s.T,
+            T=s.T_eval,
             tau_factor=s.tau_factor,
         )
 

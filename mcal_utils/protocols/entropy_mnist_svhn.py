@@ -155,13 +155,13 @@ CENTRAL: tuple[Claim, ...] = CLAIMS[:4]
 @dataclass(frozen=True)
 class PaperProtocol:
     """The MC-dropout-entropy paper's protocol (SVHN, one run per strategy). ``n_pool``: training/pool images
-    (initial set included); ``n_steps`` acquisitions of ``acquisition_size`` after ``initial_size``."""
+    (initial set included); ``n_steps`` acquisitions of ``k`` after ``initial_size``."""
 
     n_pool: int
     n_val: int
     n_test: int
     initial_size: int
-    acquisition_size: int
+    k: int
     n_steps: int
     epochs: int
     batch_size: int
@@ -172,7 +172,7 @@ class PaperProtocol:
     @property
     def budgets(self) -> list[int]:
         """Labelled images at each of the ``n_steps + 1`` points of a curve (1000 ... 37 000)."""
-        return [self.initial_size + i * self.acquisition_size for i in range(self.n_steps + 1)]
+        return [self.initial_size + i * self.k for i in range(self.n_steps + 1)]
 
 
 #: the paper's protocol (section 3.3 and 5; every number from mcal_utils.references)
@@ -181,7 +181,7 @@ PAPER = PaperProtocol(
     n_val=references.KIRILLOV_N_VAL.value,
     n_test=references.KIRILLOV_SVHN_BALANCED.value[1],
     initial_size=references.KIRILLOV_AL_SCHEDULE.value[0],
-    acquisition_size=references.KIRILLOV_AL_SCHEDULE.value[1],
+    k=references.KIRILLOV_AL_SCHEDULE.value[1],
     n_steps=references.KIRILLOV_AL_SCHEDULE.value[2],
     epochs=references.KIRILLOV_EPOCHS.value,
     batch_size=references.KIRILLOV_SGD_SETTINGS.value[2],
@@ -258,11 +258,7 @@ class StrategyComparison:
     @property
     def same_budgets_as_paper(self) -> bool:
         """True when the curves have the paper's budgets (SVHN, 1000 initial, +1000 per step)."""
-        return (
-            self.dataset == "svhn"
-            and self.base.initial_size == PAPER.initial_size
-            and self.base.acquisition_size == PAPER.acquisition_size
-        )
+        return self.dataset == "svhn" and self.base.initial_size == PAPER.initial_size and self.base.k == PAPER.k
 
     def strategy_of(self, label: str) -> str:
         """The strategy name of a main-grid label."""
@@ -335,12 +331,12 @@ def experiment_from(settings: Mapping, *, dataset: str, n_train: int) -> Strateg
     base = probe.replace(
         initial=s["initial"],
         initial_size=s["initial_size"],
-        acquisition_size=s["acquisition_size"],
+        k=s["k"],
         n_steps=s["n_steps"],
         pool_size=s["pool_size"] or None,
         val_size=val_size,
         test_size=s["test_size"] or None,
-        mc_samples=s["mc_samples"],
+        T=s["T"],
         n_candidates=s["n_candidates"] or None,
         train=train,
         init=s["init"],
@@ -386,7 +382,7 @@ def scaling_note(experiment: StrategyComparison, split: Split, profile: str) -> 
         "cores (section 9 gives the cost model). To fit the report's budget we keep the network, the optimiser "
         "family, best-validation checkpointing, T and every strategy, but shrink the sizes: a pool of "
         f"{n_pool} images, {base.initial_size} initial labels ({base.initial}, as DEIMOS and Gal et al. start "
-        f"small), +{base.acquisition_size} per step for {base.n_steps} steps, {len(split.val)} validation and "
+        f"small), +{base.k} per step for {base.n_steps} steps, {len(split.val)} validation and "
         f"{len(split.test)} test images, {train['epochs']} epoch(s) with learning rate {train['lr']} (the paper: "
         f"{PAPER.lr}) and batch {train['batch_size']} so that a few epochs on a few hundred images converge, and "
         f"each step scores a seeded random subsample of {base.n_candidates or 'all'} pool images. We run "
@@ -431,8 +427,8 @@ def protocol_table(experiment: StrategyComparison, split: Split, profile: str) -
         ),
         (
             "acquired per step x steps",
-            f"{base.acquisition_size} x {base.n_steps}",
-            f"{PAPER.acquisition_size} x {PAPER.n_steps}",
+            f"{base.k} x {base.n_steps}",
+            f"{PAPER.k} x {PAPER.n_steps}",
         ),
         ("validation (checkpoint choice)", f"{len(split.val)}", f"{PAPER.n_val} (fixed 20 %)"),
         ("test set", f"{len(split.test)}", f"{PAPER.n_test}"),
@@ -444,7 +440,7 @@ def protocol_table(experiment: StrategyComparison, split: Split, profile: str) -
         ),
         ("initial network", init, "the same at every step (torch.manual_seed(42))"),
         ("Concrete Dropout regulariser", scale, "not divided by N"),
-        ("MC passes T (EntropyD, BALD, Power BALD)", f"{base.mc_samples}", f"{PAPER.T}"),
+        ("MC passes T (EntropyD, BALD, Power BALD)", f"{base.T}", f"{PAPER.T}"),
         ("candidates scored per step", f"{base.n_candidates or 'whole pool'}", "whole pool"),
         ("seeds", f"{len(experiment.seeds)}", "1 run per strategy"),
     ]
@@ -824,7 +820,7 @@ def cost_estimates(
 ) -> CostEstimates:
     """:class:`CostEstimates` of this grid and of :data:`PAPER`'s protocol with the rates measured here.
 
-    The paper's plan keeps this profile's ``T`` (``mc_samples``) and scores the mean pool size of its 36
+    The paper's plan keeps this profile's ``T`` (``T``) and scores the mean pool size of its 36
     selections; workers: the grid's ``workers`` setting (-1: one per core).
     """
     base = experiment.base
@@ -837,21 +833,21 @@ def cost_estimates(
         batch_size=base.train["batch_size"],
         n_test=len(split.test),
         n_candidates=n_candidates,
-        T=base.mc_samples,
+        T=base.T,
     )
     model = CostModel.fit(results, plans)
-    budgets = [base.initial_size + i * base.acquisition_size for i in range(base.n_steps + 1)]
+    budgets = [base.initial_size + i * base.k for i in range(base.n_steps + 1)]
     n_workers = _n_workers(workers, len(configs))
     _, grid_wall = model.predict_grid(plans, budgets, len(experiment.seeds), workers=n_workers)
     paper_pool = PAPER.n_pool - PAPER.initial_size
-    paper_candidates = int(np.mean([paper_pool - PAPER.acquisition_size * i for i in range(PAPER.n_steps)]))
+    paper_candidates = int(np.mean([paper_pool - PAPER.k * i for i in range(PAPER.n_steps)]))
     paper_plans = step_plans(
         {m: s for s, m in experiment.labels.items()},
         epochs=PAPER.epochs,
         batch_size=PAPER.batch_size,
         n_test=PAPER.n_test,
         n_candidates=paper_candidates,
-        T=base.mc_samples,
+        T=base.T,
     )
     _, paper_s = model.predict_grid(paper_plans, PAPER.budgets, 1, workers=1)
     return CostEstimates(
@@ -887,9 +883,9 @@ def profile_cost(model: CostModel, settings: Mapping, *, n_pool: int, n_test: in
         batch_size=s["batch_size"],
         n_test=s["test_size"] or n_test,
         n_candidates=min(s["n_candidates"] or pool, pool),
-        T=s["mc_samples"],
+        T=s["T"],
     )
-    budgets = [s["initial_size"] + i * s["acquisition_size"] for i in range(s["n_steps"] + 1)]
+    budgets = [s["initial_size"] + i * s["k"] for i in range(s["n_steps"] + 1)]
     n_workers = _n_workers(s["workers"], len(plans) * s["n_seeds"])
     _, wall = model.predict_grid(plans, budgets, s["n_seeds"], workers=n_workers)
     return ProfileCost(wall_s=wall, n_workers=n_workers, n_seeds=s["n_seeds"], n_steps=s["n_steps"], epochs=s["epochs"])

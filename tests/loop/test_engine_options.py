@@ -83,7 +83,7 @@ def test_auto_tau_inv_hand_computed():
 
 
 def _deimos_auto(**changes):
-    base = dict(strategy="deimos", tau_inv={"auto": 0.01}, n_candidates=30, n_steps=3, acquisition_size=3,
+    base = dict(strategy="deimos", tau_inv={"auto": 0.01}, n_candidates=30, n_steps=3, k=3,
                 train={**FAST, "epochs": 1})
     return cfg(**{**base, **changes})
 
@@ -102,8 +102,8 @@ def test_auto_tau_computed_once_recorded_and_kept(tmp_path, monkeypatch):
             torch.manual_seed(seeds("global"))
             model = loop.fit_step_model(state, 0).model
         x_val = state.task.x_train[state.split.val]
-        probs = mc.predict(model, x_val, c.mc_samples, masks="fresh", random_state=seeds("tau")).double().numpy()
-        assert probs.shape == (20, c.mc_samples, 3)
+        probs = mc.predict(model, x_val, c.T, masks="fresh", random_state=seeds("tau")).double().numpy()
+        assert probs.shape == (20, c.T, 3)
         hand = 0.01 * probs.var(axis=1).mean()
         assert loop.resolve_tau_inv(state, model) == pytest.approx(hand, rel=1e-12)
         assert state.tau_inv == pytest.approx(taus[0], rel=1e-12)
@@ -129,7 +129,7 @@ def test_fixed_tau_is_recorded_and_unused_tau_is_none(tmp_path):
     (dict(tau_inv={"auto": 0.0}), ValueError, "positive finite"),
     (dict(tau_inv={"auto": 0.1, "x": 1}), ValueError, r"\{'auto': factor\}"),
     (dict(tau_inv="auto"), TypeError, r"a number, \{'auto': factor\} or None"),
-    (dict(mc_samples=1), ValueError, "at least 2 MC-dropout passes"),
+    (dict(T=1), ValueError, "at least 2 MC-dropout passes"),
 ])
 def test_auto_tau_refused_before_training(tmp_path, changes, error, match):
     with pytest.raises(error, match=match):

@@ -46,12 +46,12 @@ def test_mixed_grids_group_by_the_alignment_fields():
     a = _grid()                                            # 4 aligned runs
     b = _grid(model_options={"n_in": 8, "n_classes": 3})   # other model options: another group
     c = [a[0].replace(train={**FAST, "epochs": 3}, label="3 epochs")]  # other training settings
-    d = [a[0].replace(acquisition_size=4, label="k4"), a[1].replace(acquisition_size=4, label="k4")]
+    d = [a[0].replace(k=4, label="k4"), a[1].replace(k=4, label="k4")]
     e = [a[0].replace(n_steps=1, label="short")]
-    same_key = [a[0].replace(mc_samples=7, label="T7"), a[0].replace(init="fixed", label="fixed init")]
+    same_key = [a[0].replace(T=7, label="T7"), a[0].replace(init="fixed", label="fixed init")]
     configs = a + b + c + d + e + same_key
     groups = lockstep.group_configs(configs)
-    # sampling-only differences (mc_samples, init) align; the others split
+    # sampling-only differences (T, init) align; the others split
     assert groups == [[0, 1, 2, 3, 12, 13], [4, 5, 6, 7], [8], [9, 10], [11]]
     for idx in groups:
         assert len({lockstep.lockstep_key(configs[i]) for i in idx}) == 1
@@ -74,7 +74,7 @@ def test_plan_units_slices_groups_and_turns_off(tmp_path):
 
 
 def test_run_group_refuses_unaligned_configs(tmp_path):
-    a, b = _grid()[0], _grid()[0].replace(acquisition_size=4, label="k4")
+    a, b = _grid()[0], _grid()[0].replace(k=4, label="k4")
     with pytest.raises(ValueError, match="aligned"):
         lockstep.run_group([a, b], [tmp_path / "a", tmp_path / "b"])
     with pytest.raises(ValueError, match="equally many"):
@@ -86,7 +86,7 @@ def test_run_group_refuses_unaligned_configs(tmp_path):
 # ---------------------------------------------------------------------------
 def test_lockstep_records_equal_sequential_records(tmp_path, one_thread):
     """On the CPU (vectorize=False) a lockstep grid writes exactly the sequential records."""
-    configs = _grid() + [_grid()[0].replace(acquisition_size=4, label="k4")]  # two groups, one a lone run
+    configs = _grid() + [_grid()[0].replace(k=4, label="k4")]  # two groups, one a lone run
     lockstep.run_lockstep(configs, tmp_path / "lockstep")
     for c in configs:
         loop.run_experiment(c, loop.run_dir_for(tmp_path / "sequential", c))
@@ -143,7 +143,7 @@ def test_run_grid_in_lockstep_writes_the_sequential_records(tmp_path, one_thread
 def test_vectorized_lockstep_agrees_within_float_tolerance(tmp_path, one_thread):
     """The GPU path (vmap; MC test evaluation batched too), run on the CPU: step-0 metrics agree
     to float32 rounding."""
-    configs = _grid(n_steps=1, eval_mc_samples=3)
+    configs = _grid(n_steps=1, T_eval=3)
     lockstep.run_lockstep(configs, tmp_path / "vmap", vectorize=True)
     for c in configs:
         loop.run_experiment(c, loop.run_dir_for(tmp_path / "sequential", c))

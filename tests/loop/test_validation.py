@@ -31,9 +31,9 @@ def no_training(monkeypatch):
     (dict(strategy="entropy", strategy_options={"top": 3}), r"'entropy' does not take option\(s\) \['top'\]"),
     (dict(strategy="kcenter_robust", strategy_options={"max_points": 30}),
      r"N=\d+ points \(labelled \+ candidates\) exceed max_points=30"),
-    (dict(strategy="bald", mc_samples=1), r"strategy 'bald' needs at least 2 MC-dropout passes \(mc_samples >= 2\)"),
-    (dict(strategy="batchbald", mc_samples=1), r"at least 2 MC-dropout passes"),
-    (dict(strategy="deimos", tau_inv=1e-3, n_candidates=30, mc_samples=1), r"at least 2 MC-dropout passes"),
+    (dict(strategy="bald", T=1), r"strategy 'bald' needs at least 2 MC-dropout passes \(T >= 2\)"),
+    (dict(strategy="batchbald", T=1), r"at least 2 MC-dropout passes"),
+    (dict(strategy="deimos", tau_inv=1e-3, n_candidates=30, T=1), r"at least 2 MC-dropout passes"),
 ])
 def test_refused_before_training(tmp_path, no_training, changes, match):
     with pytest.raises(ValueError, match=match):
@@ -46,7 +46,7 @@ def test_refused_before_training(tmp_path, no_training, changes, match):
 def test_valid_options_pass_and_entropy_mc_allows_one_pass(tmp_path):
     loop.validate(cfg(strategy="batchbald", strategy_options={"num_samples": 100}))
     loop.validate(cfg(strategy="kcenter_robust", strategy_options={"outlier_fraction": 0.01, "max_points": 500}))
-    loop.validate(cfg(strategy="entropy_mc", mc_samples=1))  # entropy of one pass: a valid (if poor) score
+    loop.validate(cfg(strategy="entropy_mc", T=1))  # entropy of one pass: a valid (if poor) score
 
 
 def test_read_only_run_dir_refused_before_training(tmp_path, no_training, monkeypatch):

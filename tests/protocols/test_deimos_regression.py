@@ -103,10 +103,10 @@ def test_choose_thresholds_refuses_curves_that_do_not_fall():
 # ---------------------------------------------------------------------------
 def test_paper_protocols_as_the_paper_states_them():
     utk, spl = rp.PAPER_PROTOCOLS["utkface"], rp.PAPER_PROTOCOLS["splicing"]
-    assert (utk.initial_size, utk.acquisition_sizes, utk.n_acquired, utk.n_candidates) == (150, (100, 200), 2000, 5000)
+    assert (utk.initial_size, utk.k_values, utk.n_acquired, utk.n_candidates) == (150, (100, 200), 2000, 5000)
     assert utk.train["optimizer"] == "adam" and utk.train["epochs"] == 250 and utk.train["l2_dense"] == 2.0
-    assert utk.model_options["p"] == 0.5 and utk.eval_mc_samples == 300 and utk.tau_inv == {"auto": 0.1}
-    assert (spl.initial_size, spl.acquisition_sizes, spl.n_acquired, spl.n_candidates) == (75, (1,), 600, 5000)
+    assert utk.model_options["p"] == 0.5 and utk.T_eval == 300 and utk.tau_inv == {"auto": 0.1}
+    assert (spl.initial_size, spl.k_values, spl.n_acquired, spl.n_candidates) == (75, (1,), 600, 5000)
     assert spl.train["optimizer"] == "rmsprop" and spl.train["epochs"] == 300 and spl.tau_inv == 2.5e-4
     assert utk.n_steps(100) == 20 and utk.n_steps(200) == 10
     with pytest.raises(ValueError, match="not one of"):
@@ -132,12 +132,12 @@ def test_file_protocol_scales_down_and_zero_keeps_the_paper():
         pool_size=500,
         test_size=100,
         n_candidates=200,
-        eval_mc_samples=10,
+        T_eval=10,
         image_size=64,
     )
-    assert small.acquisition_sizes == (100,) and small.n_acquired == 300 and small.train["epochs"] == 5
+    assert small.k_values == (100,) and small.n_acquired == 300 and small.train["epochs"] == 5
     assert small.task_options == {"size": 64, "n_train": 500, "n_test": 100}
-    assert small.model_options["image_size"] == 64 and small.n_candidates == 200 and small.eval_mc_samples == 10
+    assert small.model_options["image_size"] == 64 and small.n_candidates == 200 and small.T_eval == 10
     with pytest.raises(ValueError, match="n_steps must be an int >= 0"):
         rp.file_protocol("utkface", n_steps=-1)
     with pytest.raises(ValueError, match="unknown file protocol"):
@@ -149,7 +149,7 @@ def test_file_protocol_scales_down_and_zero_keeps_the_paper():
 def test_rotated_protocol_from_profile_settings():
     P = profiles.resolve("06_deimos_regression", "smoke")
     proto = rp.rotated_mnist_protocol_from(P)
-    cfg = proto.configs(P.acquisition_sizes[0], [0])[0]
+    cfg = proto.configs(P.k_values[0], [0])[0]
     assert cfg.task_options["n_train"] == P.pool_size + P.val_size and cfg.val_size == P.val_size
     assert cfg.tau_inv == {"auto": P.tau_factor} and cfg.model_options == {"in_channels": 1, "image_size": 28, "p": P.p}
     assert cfg.task_options["max_angle"] == P.rotated_max_angle and cfg.train["epochs"] == P.epochs
@@ -208,12 +208,12 @@ def test_file_section_runs_on_fixture_files(tmp_path, name):
     else:
         write_splicing(tmp_path / "splicing_5ss.tsv", 80)
     assert rp.missing_data(name, tmp_path) is None
-    proto = rp.file_protocol(name, n_steps=2, epochs=1, n_candidates=20, eval_mc_samples=3, image_size=32)
+    proto = rp.file_protocol(name, n_steps=2, epochs=1, n_candidates=20, T_eval=3, image_size=32)
     proto = proto.replace(
         initial_size=10,
-        acquisition_sizes=(5,),
+        k_values=(5,),
         n_acquired=10,
-        mc_samples=3,
+        T=3,
         task_options={**proto.task_options, "n_val": 5},
     )
     cfgs = proto.configs(5, [0, 1])
@@ -243,7 +243,7 @@ def smoke_run():
         pytest.skip(f"real MNIST unavailable: {e}")
     P = profiles.resolve("06_deimos_regression", "smoke")
     proto = rp.rotated_mnist_protocol_from(P)
-    grids = {b: proto.configs(b, [0, 1]) for b in proto.acquisition_sizes}
+    grids = {b: proto.configs(b, [0, 1]) for b in proto.k_values}
     run = rp.run_batches(grids, section="rotated_mnist", profile="test", workers=0, resume=False)
     return P, proto, grids, run
 
@@ -252,7 +252,7 @@ def test_run_batches_reads_every_grid_back_in_order(smoke_run):
     P, proto, grids, run = smoke_run
     df = run.results
     assert list(df["method"].cat.categories) == list(rp.METHODS.values())
-    assert df["batch"].unique().tolist() == list(proto.acquisition_sizes) and len(df) == 3 * 2 * 3
+    assert df["batch"].unique().tolist() == list(proto.k_values) and len(df) == 3 * 2 * 3
     assert df[["batch", "method", "seed", "step"]].equals(
         df.sort_values(["batch", "method", "seed", "step"])[["batch", "method", "seed", "step"]]
     )
@@ -317,7 +317,7 @@ def test_cost_and_finding(smoke_run):
     assert cost.paper_hours().index.names == ["batch", "method"]
     assert list(cost.rates().columns) == ["train (s per unit)", "eval (s per unit)", "select (s per unit)"]
     plans = rp.cost_plans(proto, 100)
-    assert plans["Random"].n_candidates == 0 and plans["DEIMOS"].mc_passes == proto.mc_samples
+    assert plans["Random"].n_candidates == 0 and plans["DEIMOS"].mc_passes == proto.T
     text = rp.finding(rp.claims(run.results, "rmse"), proto, cost, P)
     assert "Batch 10: supported against" in text and "vs Max variance" in text
     assert (

@@ -68,9 +68,9 @@ def test_protocol_from_each_profile_and_its_training():
         protocol = toy1d.ToyProtocol.from_settings(settings_)
         assert protocol.seeds == tuple(range(settings_.seed, settings_.seed + settings_.n_seeds))
         assert (protocol.k, protocol.J, protocol.T) == (
-            settings_.acq_batch_size,
-            settings_.n_masks,
-            settings_.mc_samples,
+            settings_.k,
+            settings_.T,
+            settings_.T_eval,
         )
     config = toy1d.ToyProtocol(seeds=(0,), l2=5e-4).train_config(105)
     assert config.l2_dense == pytest.approx(5e-4 * 105)  # absolute lambda: TrainConfig divides by N

@@ -88,12 +88,12 @@ def _old_notebook_configs(P: dict, dataset: str, n_train: int) -> list[loop.Expe
     base = probe.replace(
         initial=P["initial"],
         initial_size=P["initial_size"],
-        acquisition_size=P["acquisition_size"],
+        k=P["k"],
         n_steps=P["n_steps"],
         pool_size=P["pool_size"] or None,
         val_size=val_size,
         test_size=P["test_size"] or None,
-        mc_samples=P["mc_samples"],
+        T=P["T"],
         n_candidates=P["n_candidates"] or None,
         train=train,
         init=P["init"],
@@ -163,7 +163,7 @@ def test_experiment_without_power_bald_drops_its_claim_and_checks_arguments():
 
 
 def test_paper_budgets_put_the_reference_points_on_the_curve():
-    P = settings_with(initial_size=es.PAPER.initial_size, acquisition_size=es.PAPER.acquisition_size)
+    P = settings_with(initial_size=es.PAPER.initial_size, k=es.PAPER.k)
     experiment = es.experiment_from(P, dataset="svhn", n_train=50000)
     points = es.paper_reference_points(experiment)
     assert points is not None and points["EntropyD"] == ([34000], [0.919561])
@@ -315,11 +315,11 @@ def tiny(tmp_path_factory):
     P = settings_with(
         n_seeds=2,
         initial_size=9,
-        acquisition_size=5,
+        k=5,
         n_steps=1,
         epochs=1,
         batch_size=16,
-        mc_samples=3,
+        T=3,
         n_candidates=30,
         val_size=20,
         pool_size=0,

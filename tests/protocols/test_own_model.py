@@ -69,7 +69,7 @@ def test_every_profile_builds_a_protocol_of_known_strategies():
         assert set(protocol.strategies) <= set(own.STRATEGY_LABELS) and {"random", "DEIMOS"} <= set(protocol.strategies)
         assert protocol.seeds == tuple(range(s.seed, s.seed + s.n_seeds)) and protocol.seed == s.seed
         assert protocol.n_candidates == (s.n_candidates or None) and protocol.pool_size == (s.pool_size or None)
-        assert (protocol.k, protocol.T, protocol.train_config.epochs) == (s.acquisition_size, s.mc_samples, s.epochs)
+        assert (protocol.k, protocol.T, protocol.train_config.epochs) == (s.k, s.T, s.epochs)
     assert own.STRATEGY_LABELS == tuple(own.STRATEGIES) and set(own.CLAIMS) < set(own.STRATEGY_LABELS)
     assert own.BASELINE in own.STRATEGY_LABELS
 
