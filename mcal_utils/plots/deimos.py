@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import curves, image_grid, styled_table
+from . import curves, image_grid, new_axes, styled_table
 
 __all__ = [
+    "convergence",
     "number_table",
     "counts_table",
     "CLAIM_FORMATS",
@@ -119,3 +120,22 @@ def angle_histograms(
         ax.set_title(m)
         ax.legend(fontsize="small")
     return fig
+
+
+def convergence(conv, *, ax=None):
+    """Training loss per epoch of :func:`mcal_utils.protocols.deimos_mnist.convergence`'s longest fit, with a
+    line at each epoch count of its table (e.g. the profile's and the paper's)."""
+    ax = new_axes(ax, figsize=(6.0, 3.2))
+    ax.plot(conv.loss_by_epoch["epoch"], conv.loss_by_epoch["train_loss"], lw=1.2)
+    for row in conv.table.itertuples():
+        ax.axvline(row.epochs, color="0.5", ls="--", lw=0.8)
+        ax.annotate(
+            f"{row.epochs} epochs: acc {row.test_accuracy:.3f}",
+            (row.epochs, ax.get_ylim()[1]),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=8,
+        )
+    ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="b1, step 0: training loss per epoch")
+    return ax.figure

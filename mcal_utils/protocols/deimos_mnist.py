@@ -16,8 +16,10 @@ the finding on the central claim (:func:`finding`). The papers' numbers come fro
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +31,12 @@ from .. import compare, metrics, models, references, training
 from ..acquisition import kcenter_robust
 from ..acquisition.requirements import features_of
 from ..cost import CostModel, StepPlan
-from ..loop import ExperimentConfig, make_split
+from ..loop import ExperimentConfig, evaluate_step, fit_step_model, make_split, open_run
 from . import picks as picks_mod
 
 __all__ = [
+    "Convergence",
+    "convergence",
     "SUBJECT",
     "PAPER_EPOCHS",
     "PAPER_BATCH_SIZE",
@@ -841,7 +845,13 @@ def finding(results: pd.DataFrame, table: Table2, long_cost: PaperCost, settings
     for t, cs in tested.items():
         text += f" To {t:g}: {compare.verdict_tally(cs)}: " + "; ".join(c.short(digits=2) for c in cs) + "."
     untested = [f"{t:g}" for t in TABLE2_THRESHOLDS if t not in tested]
-    if untested:
+    if untested and last >= table2_acquisitions_needed() and settings["epochs"] >= PAPER_EPOCHS:
+        text += (
+            f" Threshold{'s' if len(untested) > 1 else ''} {', '.join(untested)}: no run of any method reached "
+            f"{'them' if len(untested) > 1 else 'it'} within {last} acquisitions at {settings['epochs']} epochs "
+            "(every value censored): nothing to compare."
+        )
+    elif untested:
         text += (
             f" Threshold{'s' if len(untested) > 1 else ''} {', '.join(untested)}: not tested here: needs "
             f"≥ {table2_acquisitions_needed()} acquisitions at {PAPER_EPOCHS} epochs ({len(long_cost.table)} "
@@ -849,3 +859,46 @@ def finding(results: pd.DataFrame, table: Table2, long_cost: PaperCost, settings
             "CPU cores."
         )
     return text
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """One b1 step-0 model (the initial labelled set, seed ``seed``) fitted for each of ``table.epochs``.
+
+    ``loss_by_epoch``: ``epoch, train_loss`` of the longest fit (the loss of the last mini-batch epoch, with
+    DEIMOS's L2 term); ``table``: per epoch count, the final training loss and the test accuracy (one
+    deterministic pass, as every step records)."""
+
+    loss_by_epoch: pd.DataFrame
+    table: pd.DataFrame
+    seed: int
+
+    def sentence(self) -> str:
+        """What the longer training changes, computed from ``table``."""
+        short, long = self.table.iloc[0], self.table.iloc[-1]
+        return (
+            f"One step-0 model of b1 (seed {self.seed}, the initial labelled set): after {int(short.epochs)} epochs "
+            f"the training loss is {short.final_train_loss:.4f} and the test accuracy {short.test_accuracy:.4f}; after "
+            f"{int(long.epochs)} epochs (the paper's) {long.final_train_loss:.4f} and {long.test_accuracy:.4f}."
+        )
+
+
+def convergence(settings: Mapping[str, Any], *, epochs: Sequence[int], seed: int = 0) -> Convergence:
+    """Fit b1's step-0 model (Random's run of ``seed``: the split every method shares) for each of ``epochs``
+    (from the same initial weights and batch order) and evaluate it: does the profile's training converge?"""
+    if not epochs:
+        raise ValueError("epochs must list at least one epoch count")
+    config = next(c for c in configs("b1", settings, [seed]) if c.strategy == "random")
+    rows, longest = [], pd.DataFrame(columns=["epoch", "train_loss"])
+    with tempfile.TemporaryDirectory() as tmp, open_run(config, tmp) as state:
+        for n_epochs in sorted(set(epochs)):
+            state.train_config = dataclasses.replace(state.train_config, epochs=int(n_epochs))
+            fitted = fit_step_model(state, 0)
+            accuracy = evaluate_step(state, fitted.model, 0)["accuracy"]
+            rows.append(
+                dict(epochs=int(n_epochs), final_train_loss=fitted.history[-1]["train_loss"], test_accuracy=accuracy)
+            )
+            longest = pd.DataFrame(
+                [(h["epoch"], h["train_loss"]) for h in fitted.history], columns=["epoch", "train_loss"]
+            )
+    return Convergence(longest, pd.DataFrame(rows), seed)

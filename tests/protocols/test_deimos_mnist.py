@@ -8,6 +8,7 @@ import pytest
 
 from mcal_utils import compare, data, loop, metrics, profiles, references
 from mcal_utils.cost import CostModel
+from mcal_utils.plots import deimos as deimos_plots
 from mcal_utils.protocols import deimos_mnist as protocol
 
 
@@ -378,3 +379,17 @@ def test_kcenter_check_selects_a_batch_at_the_papers_candidate_count(mnist_avail
     assert check.n_points == len(split.initial) + min(2500, len(split.pool)) and check.k == 1
     assert check.lower_bound <= check.radius <= check.greedy_radius and check.deimos_select_s == pytest.approx(0.1)
     assert check.as_row()["experiment"] == "MNIST 7-vs-9, batch 1"
+
+
+def test_convergence_refits_the_same_step0_model_at_each_epoch_count():
+    settings = profiles.resolve("05_deimos_mnist", "smoke")
+    conv = protocol.convergence(settings, epochs=(3, 1))
+    assert list(conv.table["epochs"]) == [1, 3]
+    assert len(conv.loss_by_epoch) == 3  # the longest fit's epochs
+    assert conv.table["test_accuracy"].between(0, 1).all()
+    again = protocol.convergence(settings, epochs=(1,))
+    assert again.table.iloc[0].equals(conv.table.iloc[0])  # the 1-epoch fit is the same fit, whatever else ran
+    assert "after 1 epochs" in conv.sentence() and "after 3 epochs" in conv.sentence()
+    assert deimos_plots.convergence(conv) is not None
+    with pytest.raises(ValueError, match="at least one"):
+        protocol.convergence(settings, epochs=())
