@@ -347,8 +347,15 @@ RULES: dict[str, Rule] = {
     "strategies": Rule(subset_of=own_model.STRATEGY_LABELS, note="notebook 07's modAL loop"),
 }
 
-#: The old name of the choices table (kept for callers of earlier versions).
-CHOICES: dict[str, tuple] = {k: r.choices for k, r in RULES.items() if r.choices is not None}
+
+def _too_few_left(pool: int, left: int, n_candidates: int, remedy: str, *, where: str = "") -> str | None:
+    """The refusal when the pool holds fewer than ``n_candidates`` (or one) points at the last acquiring step."""
+    if pool and left < max(n_candidates, 1):
+        return (
+            f"{where}pool of {pool} points leaves {left} at the last acquiring step, fewer than "
+            f"n_candidates={n_candidates}; {remedy}"
+        )
+    return None
 
 
 def _windows_within_steps(v: Mapping[str, Any]) -> str | None:
@@ -405,13 +412,12 @@ def _regression_budget(v: Mapping[str, Any]) -> str | None:
     if bad:
         return f"n_acquired={v['n_acquired']} is not a multiple of k_values {bad}; make it one"
     left = v["pool_size"] - v["initial_size"] - v["n_acquired"] + min(v["k_values"])
-    if v["pool_size"] and left < max(v["n_candidates"], 1):
-        return (
-            f"pool_size={v['pool_size']} leaves {left} pool points at the last acquiring step, fewer than "
-            f"n_candidates={v['n_candidates']}; raise pool_size (0 = all) or lower initial_size, n_acquired "
-            "or n_candidates"
-        )
-    return None
+    return _too_few_left(
+        v["pool_size"],
+        left,
+        v["n_candidates"],
+        "raise pool_size (0 = all) or lower initial_size, n_acquired or n_candidates",
+    )
 
 
 def _deimos_mnist_05(v: Mapping[str, Any]) -> str | None:
@@ -431,15 +437,15 @@ def _deimos_mnist_05(v: Mapping[str, Any]) -> str | None:
         if exp in v["experiments"] and cand < k:
             return f"{exp}: n_candidates={cand} is smaller than its batch of {k}; use at least {k} candidates"
         pool = min(v["pool_size"] or total, total)
-        if (
-            exp in v["experiments"]
-            and pool - initial - acquired + (100 if exp == "b100" else 25 if exp == "b25" else 1) < cand
-        ):
-            return (
-                f"{exp}: pool of {pool} images minus {initial} initial and {acquired} acquired leaves fewer "
-                f"than n_candidates={cand} candidates at the last step; raise pool_size (0 = all) or lower "
-                "the candidates or the number of acquisitions"
-            )
+        refusal = _too_few_left(
+            pool,
+            pool - initial - acquired + k,
+            cand,
+            "raise pool_size (0 = all) or lower the candidates or the number of acquisitions",
+            where=f"{exp}: ",
+        )
+        if exp in v["experiments"] and refusal:
+            return refusal
     return None
 
 
@@ -459,19 +465,13 @@ def _own_model_07(v: Mapping[str, Any]) -> str | None:
         return f"n_seeds={v['n_seeds']} must be >= 2: the comparisons pair the strategies by seed"
     if v["T"] < 2:
         return f"T={v['T']} must be >= 2: BALD, BatchBALD and DEIMOS score the spread between passes"
-    if v["n_candidates"] and v["n_candidates"] < v["k"]:
-        return (
-            f"n_candidates={v['n_candidates']} is smaller than k={v['k']}; "
-            "use n_candidates >= k, or 0 for the whole pool"
-        )
     left = v["pool_size"] - v["initial_size"] - (v["n_steps"] - 1) * v["k"]
-    if v["pool_size"] and left < max(v["n_candidates"], v["k"]):
-        return (
-            f"pool_size={v['pool_size']} leaves {left} unlabelled points at the last query, fewer than "
-            f"n_candidates={v['n_candidates']} / k={v['k']}; raise pool_size "
-            "(0 = all 60000) or lower n_steps, k or n_candidates"
-        )
-    return None
+    return _candidates_cover_a_batch(v) or _too_few_left(
+        v["pool_size"],
+        left,
+        max(v["n_candidates"], v["k"]),
+        "raise pool_size (0 = all 60000) or lower n_steps, k or n_candidates",
+    )
 
 
 def _toy_1d_03(v: Mapping[str, Any]) -> str | None:

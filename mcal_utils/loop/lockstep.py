@@ -49,10 +49,9 @@ from .step import (
     evaluate_step,
     make_record,
     open_run,
-    resolve_tau_inv,
     run_step,
-    select_step,
     step_seeds,
+    timed_selection,
     validation_data,
 )
 from .storage import run_dir_for
@@ -244,10 +243,7 @@ def lockstep_step(states: list, step: int, *, vectorize: bool | None = None) -> 
             else:
                 metrics = evaluate_step(st, member.model, step)
                 t_eval = time.perf_counter() - t_run
-            t0 = time.perf_counter()
-            resolve_tau_inv(st, member.model)
-            selection = select_step(st, member.model, step) if step < st.config.n_steps else None
-            t_select = time.perf_counter() - t0
+            selection, t_select = timed_selection(st, member.model, step)
             batched_eval = t_eval if i in evaluated else 0.0
             timings = dict(
                 train_s=build_share + train_share,

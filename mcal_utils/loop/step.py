@@ -48,6 +48,7 @@ __all__ = [
     "evaluate_step",
     "resolve_tau_inv",
     "select_step",
+    "timed_selection",
     "make_record",
     "commit_step",
     "run_step",
@@ -263,6 +264,14 @@ def commit_step(state: RunState, rec: dict) -> None:
     state.advance(rec)
 
 
+def timed_selection(state: RunState, model, step: int) -> tuple[Selection | None, float]:
+    """tau^-1 (once per run) and the step's selection (None at the last step), with their seconds."""
+    t0 = time.perf_counter()
+    resolve_tau_inv(state, model)
+    selection = select_step(state, model, step) if step < state.config.n_steps else None
+    return selection, time.perf_counter() - t0
+
+
 def run_step(state: RunState, step: int) -> dict:
     """Train from scratch, evaluate, (tau^-1,) select: the record of ``step`` (not yet written)."""
     seeds = step_seeds(state.config, step)
@@ -279,9 +288,6 @@ def run_step(state: RunState, step: int) -> dict:
         metrics = evaluate_step(state, result.model, step)
         t_eval = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        resolve_tau_inv(state, result.model)
-        selection = select_step(state, result.model, step) if step < state.config.n_steps else None
-        t_select = time.perf_counter() - t0
+        selection, t_select = timed_selection(state, result.model, step)
     timings = dict(train_s=t_train, eval_s=t_eval, select_s=t_select, step_s=time.perf_counter() - t_step)
     return make_record(state, step, result, metrics, selection, timings)

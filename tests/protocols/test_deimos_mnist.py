@@ -21,7 +21,7 @@ from mcal_utils.protocols import deimos_mnist as protocol
         (dict(experiments=()), "experiments"),
         (dict(n_candidates_10=60), "b100: n_candidates=60 is smaller than its batch of 100"),
         (dict(n_candidates_79=20), "b25: n_candidates=20 is smaller than its batch of 25"),
-        (dict(pool_size=100), "leaves fewer than n_candidates"),
+        (dict(pool_size=100), "at the last acquiring step, fewer than n_candidates"),
         (dict(pixel_scale="0-255"), "pixel_scale"),
         (dict(batching="torch"), "batching"),
         (dict(outlier_fraction=1.0), "outlier_fraction"),
