@@ -204,8 +204,8 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
                       workers=-1, resume=True, run_root=""),
         # long (<= 2 h on 2 CPU cores): Table 2's question where it is testable -- b1 only, 6 seeds, the paper's
         # 300 epochs per step and 60 acquisitions (Table 2: all but BALD and Random reach 0.975 by 58);
-        # candidates, MC passes and test images as `default`; 6 seeds, the rule's minimum (8 took ~100 min here). run_root: "" = the profile's run cache; the
-        # committed reports/long/ run passed the directory its grid ran in (README, "Long runs").
+        # candidates, MC passes and test images as `default`; 6 seeds, the verdict rule's minimum (8 seeds ran at a
+        # pace of ~100 min on this shared 2-core machine). run_root: "" = the profile's run cache.
         "long": dict(n_seeds=6, experiments=("b1",), pool_size=0, test_size=1000, n_acq_b1=60,
                      n_steps_b25=3, n_steps_b100=1, epochs=300, epochs_b100=20, T=20,
                      T_eval=10, n_candidates_79=500, n_candidates_10=500, batchbald_samples=500,
