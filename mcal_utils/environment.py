@@ -14,7 +14,7 @@ findings are therefore stated as effects with intervals and verdicts, see
 * :data:`RUN_THREADS` -- the torch threads every grid run uses, whatever the number of workers
   or cores (a run's records do not depend on how the grid was scheduled).
 * :data:`DRIFT_SETTINGS` -- environment variables that make this machine compute like a CPU
-  without AVX-512 (the cross-machine drift measured in ``benchmarks/bench_drift.py``).
+  without AVX-512 (the cross-machine drift measured in ``benchmarks/drift.py``).
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ RECORD_KEYS = (
     "tau_inv",
 )
 
-#: The package's atomic text writer (``mcal_utils.data._files.write_text_atomic``): a temporary
+#: The package's atomic text writer (``mcal_utils.data.files.write_text_atomic``): a temporary
 #: ``.<name>.*.part`` file, fsync, ``os.replace`` (or an exclusive link), fsync of the folder.
 atomic_write_text = write_text_atomic
 

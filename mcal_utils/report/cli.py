@@ -23,7 +23,11 @@ EPILOG = (
 def parser() -> argparse.ArgumentParser:
     """The argument parser of :func:`main`."""
     p = argparse.ArgumentParser(prog="python -m mcal_utils.report", description=DESCRIPTION, epilog=EPILOG)
-    p.add_argument("--profile", default=None, help=f"one of {list(profiles.PROFILE_NAMES)}")
+    p.add_argument(
+        "--profile",
+        default=None,
+        help=f"one of {list(profiles.PROFILE_NAMES + profiles.OPTIONAL_PROFILES)} (long: only notebooks that define it)",
+    )
     p.add_argument("--notebooks", type=Path, default=Path("notebooks"))
     p.add_argument("--out", type=Path, default=Path("reports"))
     p.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 00 03")
