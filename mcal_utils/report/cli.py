@@ -26,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         default=None,
-        help=f"one of {list(profiles.PROFILE_NAMES + profiles.OPTIONAL_PROFILES)} (long: only notebooks that define it)",
+        help=f"one of {list(profiles.PROFILE_NAMES + profiles.OPTIONAL_PROFILES)} (long: where defined)",
     )
     p.add_argument("--notebooks", type=Path, default=Path("notebooks"))
     p.add_argument("--out", type=Path, default=Path("reports"))
