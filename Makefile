@@ -34,10 +34,11 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format --check mcal_utils
 	$(VENV)/bin/mypy
 
-.PHONY: report test lint install install-dev benchmarks clean-reports strip-notebooks help
+.PHONY: report report-long test lint install install-dev benchmarks clean-reports strip-notebooks help
 
 help:
 	@echo "make report      execute every notebook (PROFILE=$(PROFILE)) and render reports/"
+	@echo "make report-long the long profiles (reports/long/, linked from the index)"
 	@echo "make test        lint (ruff, mypy) and the whole test suite (pytest + nbval under the smoke profile)"
 	@echo "make benchmarks  run benchmarks/ and rewrite reports/benchmarks.md"
 
@@ -63,6 +64,14 @@ install-dev: $(VENV)/.dev
 REPORT_FLAGS ?=
 report: $(VENV)/.runtime
 	$(PY) -m mcal_utils.report --profile $(PROFILE) --notebooks notebooks --out $(REPORT_OUT) $(REPORT_FLAGS)
+
+# report-long: the notebooks with a `long` profile (a central claim made testable on 2 CPU cores, <= 2 h
+# each) into reports/long/, after the cost model's forecast of their time (needs the default build's run
+# cache: run `make report` first); then the main index links them.
+report-long: $(VENV)/.runtime
+	$(PY) benchmarks/predict_long.py --out $(REPORT_OUT)/long/predictions.json
+	$(PY) -m mcal_utils.report --profile long --notebooks notebooks --out $(REPORT_OUT)/long --only 05 $(REPORT_FLAGS)
+	$(PY) -m mcal_utils.report --index-only --out $(REPORT_OUT)
 
 test: $(VENV)/.dev lint
 	MCAL_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=900 -p no:cacheprovider

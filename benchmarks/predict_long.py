@@ -1,9 +1,9 @@
 """Predict the wall time of notebook 05's ``long`` profile before running it, from measured steps.
 
-    python benchmarks/predict_long.py RUN_CACHE --out reports/long/predictions.json
+    python benchmarks/predict_long.py [RUN_CACHE] --out reports/long/predictions.json
 
-``RUN_CACHE``: the run cache of a rendered ``default`` build of notebook 05's b1 experiment (the
-directory ``loop.cache_root`` printed in that notebook, e.g. ``~/.cache/mcal/runs/05_deimos_mnist/default-b1-<key>``).
+``RUN_CACHE``: a run cache of notebook 05's b1 experiment at the ``default`` profile (any seeds); default:
+the one ``make report`` left on this machine for this code (``loop.cache_root``; refused when absent).
 The rates of :class:`mcal_utils.cost.CostModel` (seconds per mini-batch-epoch, per test image x pass, per
 candidate x pass) are fitted on its records and applied to the ``long`` profile's step plans (300 epochs,
 60 acquisitions, the profile's seeds, 2 workers). The JSON holds the prediction per notebook; the report
@@ -30,6 +30,13 @@ def plans_for(settings, cfgs):
                                              batchbald_samples=settings["batchbald_samples"]) for c in cfgs}
 
 
+def default_cache() -> Path:
+    """Where ``make report`` (default profile, this code, this machine) keeps 05's b1 grid."""
+    default = profiles.resolve(NOTEBOOK, "default")
+    cfgs = deimos_mnist.configs("b1", default, list(range(default.n_seeds)))
+    return loop.cache_root(NOTEBOOK, "default-b1", cfgs)
+
+
 def predict(run_cache: Path, workers: int = 2) -> dict:
     measured = loop.load_results(run_cache)
     default = profiles.resolve(NOTEBOOK, "default")
@@ -50,11 +57,14 @@ def predict(run_cache: Path, workers: int = 2) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_cache", type=Path)
+    ap.add_argument("run_cache", type=Path, nargs="?", default=None)
     ap.add_argument("--out", type=Path, default=Path("reports/long/predictions.json"))
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
-    pred = predict(args.run_cache.expanduser(), args.workers)
+    run_cache = args.run_cache.expanduser() if args.run_cache else default_cache()
+    if not run_cache.is_dir():
+        ap.error(f"no default b1 run cache at {run_cache}: run `make report` first, or pass a run cache")
+    pred = predict(run_cache, args.workers)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(args.out.read_text()) if args.out.exists() else {}
     args.out.write_text(json.dumps({**old, **pred}, indent=1, sort_keys=True) + "\n")

@@ -216,6 +216,19 @@ def test_the_main_index_links_the_long_profile_run_of_a_notebook(tmp_path):
     assert "mcal-meta mcal-long" not in (tmp_path / "long" / "index.html").read_text()
 
 
+def test_the_forecast_in_predictions_json_fills_a_long_row_without_its_own(tmp_path):
+    _write_run(tmp_path / "long", "long", [runs.NotebookResult("05_b", "ok", 3900.0, "long", html="05_b.html"),
+                                            runs.NotebookResult("02_a", "ok", 10.0, "long", predicted_s=12.0)])
+    (tmp_path / "long" / "predictions.json").write_text(
+        '{"05_b": {"predicted_s": 3561.0, "workers": 2}, "02_a": {"predicted_s": 99.0}, "07": {"predicted_s": "x"}}')
+    long = runs.long_runs(tmp_path)
+    assert long["05_b"].predicted_s == 3561.0
+    assert long["02_a"].predicted_s == 12.0  # the notebook's own value wins
+    assert runs.long_predictions(tmp_path / "long") == {"05_b": 3561.0, "02_a": 99.0}
+    (tmp_path / "long" / "predictions.json").write_text("{broken")
+    assert runs.long_predictions(tmp_path / "long") == {}
+
+
 def test_an_unreadable_long_run_is_ignored(tmp_path):
     _write_run(tmp_path, "default", [runs.NotebookResult("02_a", "ok", 1.0, "default")])
     (tmp_path / "long").mkdir()

@@ -20,11 +20,23 @@ from typing import Any
 from mcal_utils.data.files import write_text_atomic
 from mcal_utils.report.notebook import finding_verdicts
 
-__all__ = ["RUN_JSON", "LONG_DIR", "NotebookResult", "RunSummary", "LongRun", "read_run", "write_run", "long_runs"]
+__all__ = [
+    "RUN_JSON",
+    "LONG_DIR",
+    "NotebookResult",
+    "RunSummary",
+    "LongRun",
+    "read_run",
+    "write_run",
+    "long_runs",
+    "long_predictions",
+    "PREDICTIONS_JSON",
+]
 
 RUN_JSON = "run.json"
 #: the sub-folder of a report that holds its long-profile build
 LONG_DIR = "long"
+PREDICTIONS_JSON = "predictions.json"
 
 
 @dataclass
@@ -125,6 +137,22 @@ class LongRun:
     commit: str
 
 
+def long_predictions(long_dir: Path) -> dict[str, float]:
+    """``{notebook: predicted_s}`` from ``long_dir/predictions.json`` (written before the long build by
+    ``benchmarks/predict_long.py``: the cost model's forecast); empty when absent or unreadable."""
+    path = Path(long_dir) / PREDICTIONS_JSON
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for name, row in raw.items() if isinstance(raw, dict) else ():
+        value = row.get("predicted_s") if isinstance(row, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            out[str(name)] = float(value)
+    return out
+
+
 def long_runs(out_dir: Path) -> dict[str, LongRun]:
     """The notebooks of ``out_dir/long/run.json`` by name; empty when there is no such build (or it cannot
     be read)."""
@@ -135,6 +163,7 @@ def long_runs(out_dir: Path) -> dict[str, LongRun]:
         run = read_run(path)
     except (OSError, ValueError, TypeError, KeyError):
         return {}
+    predictions = long_predictions(Path(out_dir) / LONG_DIR)
     return {
         r.name: LongRun(
             name=r.name,
@@ -142,7 +171,7 @@ def long_runs(out_dir: Path) -> dict[str, LongRun]:
             profile=r.profile or run.profile,
             status=r.status,
             seconds=float(r.seconds),
-            predicted_s=r.predicted_s,
+            predicted_s=r.predicted_s if r.predicted_s is not None else predictions.get(r.name),
             commit=r.commit or run.commit,
         )
         for r in run.notebooks
