@@ -485,17 +485,10 @@ class ClaimComparisons:
 
 
 def compare_with_lmm(
-    results: pd.DataFrame,
-    a: str,
-    others: Sequence[str],
-    *,
-    summaries: Sequence[str] = ("aubc",),
-    metric: str = "accuracy",
-    x: str = "step",
-    higher_is_better: bool = True,
-    group: str = "step",
-    aa_method: str | None = "Random",
-) -> ClaimComparisons:
+    results: pd.DataFrame, a: str, others: Sequence[str],
+    *, summaries: Sequence[str] = ("aubc",), metric: str = "accuracy", x: str = "step", higher_is_better: bool = True,
+    group: str = "step", aa_method: str | None = "Random",
+) -> ClaimComparisons:  # fmt: skip
     """The declared comparisons of one experiment (:func:`compare_each`: the rule decides) and, beside them,
     the test the DEIMOS paper used: :func:`stats.lmm_lrt` of ``a`` against each method on ``metric``
     (random intercept per ``group``) and its A/A false-positive rate on ``aa_method``'s seeds (``None``: skip).

@@ -550,6 +550,20 @@ def _p_pair(p: float | Sequence[float], name: str) -> tuple[float, float]:
 # ---------------------------------------------------------------------------
 # Architectures
 # ---------------------------------------------------------------------------
+def _image_classifier(
+    trunk: nn.Sequential, head: nn.Sequential, n_classes: int, in_channels: int, image_size: int, name: str
+) -> MCModel:
+    """The :class:`MCModel` of an image classifier on (in_channels, image_size, image_size) inputs."""
+    return MCModel(
+        trunk,
+        head,
+        kind="classification",
+        n_outputs=n_classes,
+        input_shape=(in_channels, image_size, image_size),
+        name=name,
+    )
+
+
 def _build_kirillov_cnn(
     *,
     dropout: str = "concrete",
@@ -600,18 +614,11 @@ def _build_kirillov_cnn(
         nn.Sequential(nn.Linear(128, 32), nn.ELU()),
         nn.Linear(32, n_classes),
     )
-    return MCModel(
-        trunk,
-        head,
-        kind="classification",
-        n_outputs=n_classes,
-        input_shape=(in_channels, image_size, image_size),
-        name="kirillov_cnn",
-    )
+    return _image_classifier(trunk, head, n_classes, in_channels, image_size, "kirillov_cnn")
 
 
 def _build_deimos_mnist(
-    *, n_filters: int, p: float, n_classes: int, in_channels: int, image_size: int, name: str
+    n_filters: int, p: float, n_classes: int, in_channels: int, image_size: int, name: str
 ) -> MCModel:
     """DEIMOS MNIST net: Conv(4x4)-ReLU-Conv(4x4, stride 2)-ReLU-MaxPool3-Drop-Dense128-ReLU-Drop-Dense."""
     c1, s = _conv2d(in_channels, n_filters, 4, image_size)
@@ -620,42 +627,21 @@ def _build_deimos_mnist(
     flat = n_filters * s * s
     trunk = nn.Sequential(c1, nn.ReLU(), c2, nn.ReLU(), nn.MaxPool2d(3), nn.Flatten())
     head = nn.Sequential(Dropout(p), nn.Linear(flat, 128), nn.ReLU(), Dropout(p), nn.Linear(128, n_classes))
-    return MCModel(
-        trunk,
-        head,
-        kind="classification",
-        n_outputs=n_classes,
-        input_shape=(in_channels, image_size, image_size),
-        name=name,
-    )
+    return _image_classifier(trunk, head, n_classes, in_channels, image_size, name)
 
 
 def _build_deimos_mnist10(
     *, n_filters: int = 40, p: float = 0.25, n_classes: int = 10, in_channels: int = 1, image_size: int = 28
 ) -> MCModel:
     """DEIMOS MNIST 0-9 net: 40 filters, p = 0.25, 10 classes."""
-    return _build_deimos_mnist(
-        n_filters=n_filters,
-        p=p,
-        n_classes=n_classes,
-        in_channels=in_channels,
-        image_size=image_size,
-        name="deimos_mnist10",
-    )
+    return _build_deimos_mnist(n_filters, p, n_classes, in_channels, image_size, "deimos_mnist10")
 
 
 def _build_deimos_mnist79(
     *, n_filters: int = 35, p: float = 0.3, n_classes: int = 2, in_channels: int = 1, image_size: int = 28
 ) -> MCModel:
     """DEIMOS 7-vs-9 net: the MNIST net with 35 filters, p = 0.3, 2 classes."""
-    return _build_deimos_mnist(
-        n_filters=n_filters,
-        p=p,
-        n_classes=n_classes,
-        in_channels=in_channels,
-        image_size=image_size,
-        name="deimos_mnist79",
-    )
+    return _build_deimos_mnist(n_filters, p, n_classes, in_channels, image_size, "deimos_mnist79")
 
 
 def _build_gal_mnist(
@@ -670,14 +656,7 @@ def _build_gal_mnist(
     flat = 32 * s * s
     trunk = nn.Sequential(c1, nn.ReLU(), c2, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
     head = nn.Sequential(Dropout(p1), nn.Linear(flat, 128), nn.ReLU(), Dropout(p2), nn.Linear(128, n_classes))
-    return MCModel(
-        trunk,
-        head,
-        kind="classification",
-        n_outputs=n_classes,
-        input_shape=(in_channels, image_size, image_size),
-        name="gal_mnist",
-    )
+    return _image_classifier(trunk, head, n_classes, in_channels, image_size, "gal_mnist")
 
 
 def _build_mlp1d(*, p: float = 0.2, hidden: int = 256, n_hidden: int = 3, in_features: int = 1) -> MCModel:
@@ -823,18 +802,11 @@ class PatchedModel(MCModel):
     """
 
     def __init__(
-        self,
-        trunk: nn.Sequential,
-        head: nn.Sequential,
-        *,
-        kind: str,
-        n_outputs: int,
-        input_shape: tuple[int, ...],
-        name: str = "",
-        output_layer: str | None = None,
+        self, trunk: nn.Sequential, head: nn.Sequential, *, output_layer: str | None = None, **parts: Any
     ) -> None:
+        """``parts``: the keywords of :class:`MCModel` (``kind``, ``n_outputs``, ``input_shape``, ``name=""``)."""
         # not MCModel.__init__: its checks assume a flat head ending in nn.Linear
-        _init_parts(self, trunk, head, kind=kind, n_outputs=n_outputs, input_shape=input_shape, name=name)
+        _init_parts(self, trunk, head, **{"name": "", **parts})
         self._output_layer = output_layer  # a name, so the layer is not registered twice
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -62,6 +62,7 @@ from mcal_utils.models import (
     external_masks,
     layer_seeds,
 )
+from mcal_utils.progress import progress_enabled
 from mcal_utils.training import (
     EVAL_BATCH_SIZE,
     KIRILLOV_SGD,
@@ -76,7 +77,6 @@ from mcal_utils.training import (
     fit_settings,
     make_optimizer,
     prediction_metrics,
-    progress_enabled,
     task_kind,
     validation_metric,
 )

@@ -158,14 +158,9 @@ def _fit_mixedlm(formula: str, data: pd.DataFrame, groups: np.ndarray):
 
 
 def lmm_lrt(
-    df: pd.DataFrame,
-    method_a: str,
-    method_b: str,
-    *,
-    metric: str = "metric",
-    method: str = "method",
-    group: str = "iteration",
-) -> LRTResult:
+    df: pd.DataFrame, method_a: str, method_b: str,
+    *, metric: str = "metric", method: str = "method", group: str = "iteration",
+) -> LRTResult:  # fmt: skip
     """DEIMOS's LMM likelihood-ratio test of ``method_a`` against ``method_b``.
 
     Fits ``metric ~ is_a + (1 | group)`` and ``metric ~ 1 + (1 | group)`` by
@@ -254,19 +249,10 @@ class PairedSeedTest:
 
 
 def paired_seed_test(
-    df: pd.DataFrame,
-    method_a: str,
-    method_b: str,
-    *,
-    metric: str = "metric",
-    method: str = "method",
-    seed: str = "seed",
-    iteration: str = "iteration",
-    summary: str = "aubc",
-    max_exact_seeds: int = 20,
-    n_permutations: int = 100_000,
-    random_state=0,
-) -> PairedSeedTest:
+    df: pd.DataFrame, method_a: str, method_b: str,
+    *, metric: str = "metric", method: str = "method", seed: str = "seed", iteration: str = "iteration",
+    summary: str = "aubc", max_exact_seeds: int = 20, n_permutations: int = 100_000, random_state=0,
+) -> PairedSeedTest:  # fmt: skip
     """Paired t-test and sign-flip permutation test on per-seed summaries of A and B.
 
     Seeds are the independent units: the curves of both methods are reduced to one
@@ -303,9 +289,9 @@ def paired_seed_test(
     count = int(np.sum(stats_P >= observed - tol))
     p_perm = count / signs_P_S.shape[0] if exact else (count + 1) / (signs_P_S.shape[0] + 1)
     return PairedSeedTest(
+        summary=summary,
         method_a=str(method_a),
         method_b=str(method_b),
-        summary=summary,
         differences_S=d_S,
         mean_difference=mean_d,
         t_statistic=float(t),
@@ -335,17 +321,10 @@ class AACalibration:
 
 
 def lmm_aa_calibration(
-    df: pd.DataFrame,
-    method_name: str,
-    *,
-    metric: str = "metric",
-    method: str = "method",
-    seed: str = "seed",
-    group: str = "iteration",
-    alpha: float = 0.05,
-    max_splits: int = 35,
-    random_state=0,
-) -> AACalibration:
+    df: pd.DataFrame, method_name: str,
+    *, metric: str = "metric", method: str = "method", seed: str = "seed", group: str = "iteration",
+    alpha: float = 0.05, max_splits: int = 35, random_state=0,
+) -> AACalibration:  # fmt: skip
     """False-positive rate of :func:`lmm_lrt` on A/A comparisons built from one method's seeds.
 
     The seeds of ``method_name`` (S >= 4) are split into two halves (the first ``S // 2`` seeds

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -48,6 +46,7 @@ from mcal_utils import mc
 from mcal_utils.checks import check_choice, check_float, check_int, check_seed
 from mcal_utils.device import resolve_device
 from mcal_utils.models import ConcreteDropout, mc_mode
+from mcal_utils.progress import progress_enabled
 
 __all__ = [
     "OPTIMIZERS",
@@ -61,7 +60,6 @@ __all__ = [
     "CONCRETE_SCALES",
     "fit",
     "evaluate",
-    "progress_enabled",
 ]
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "rmsprop")
@@ -169,22 +167,6 @@ class FitResult:
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-def progress_enabled(progress: bool | None = None) -> bool:
-    """Whether to draw a progress bar: ``progress`` if given; else only when stderr is a TTY
-    and we are not executed by papermill / nbval (their kernels are never TTYs)."""
-    if progress is not None:
-        return bool(progress)
-    if any(name in sys.modules for name in ("papermill", "nbval")):
-        return False
-    if os.environ.get("PAPERMILL_EXECUTION") or os.environ.get("NBVAL"):
-        return False
-    isatty = getattr(sys.stderr, "isatty", None)
-    try:
-        return bool(isatty()) if callable(isatty) else False
-    except ValueError:  # closed stream
-        return False
-
-
 def fit_seed(random_state) -> int:
     """The seed of one fit, ``check_seed(random_state) mod (2**63 - 1)`` (int >= 0, numpy or torch
     Generator): the batch order uses it, the training masks ``seed + 1`` (which must fit in 64 bits)."""

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from mcal_utils import mc, training
+from mcal_utils import mc, progress, training
 from mcal_utils.models import ConcreteDropout, build_model, set_dropout_mode
 from mcal_utils.training import DEIMOS_ADAM, KIRILLOV_SGD, TrainConfig, evaluate, fit
 
@@ -362,8 +362,8 @@ def test_progress_auto_off_without_tty(monkeypatch):
     monkeypatch.setattr(sys, "stderr", fake)
     for mod in ("papermill", "nbval"):
         monkeypatch.delitem(sys.modules, mod, raising=False)
-    assert training.progress_enabled(None) is False
-    assert training.progress_enabled(True) is True
+    assert progress.progress_enabled(None) is False
+    assert progress.progress_enabled(True) is True
     x, y = _blobs(n=32)
     fit(TinyClassifier(), x, y, config=TrainConfig(epochs=2, checkpoint="last", device="cpu"), random_state=0)
     assert fake.getvalue() == ""
@@ -387,9 +387,9 @@ def test_progress_auto_off_under_papermill(monkeypatch):
     monkeypatch.delitem(sys.modules, "papermill", raising=False)
     monkeypatch.delenv("PAPERMILL_EXECUTION", raising=False)
     monkeypatch.delenv("NBVAL", raising=False)
-    assert training.progress_enabled(None) is True
+    assert progress.progress_enabled(None) is True
     monkeypatch.setitem(sys.modules, "papermill", object())
-    assert training.progress_enabled(None) is False
+    assert progress.progress_enabled(None) is False
 
 
 def test_num_threads_is_restored():

@@ -39,8 +39,10 @@ from the unlabelled points; distances are Euclidean.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -257,21 +259,19 @@ def check_robust_size(n_points: int, *, max_points: int = 5000) -> None:
         )
 
 
-def check_robust_problem(
-    n_points: int,
-    k: int,
-    *,
-    n_outliers: int = 0,
-    outlier_fraction: float | None = None,
-    max_points: int = 5000,
-    time_limit: float = 60.0,
-    progress: bool | None = False,
-) -> None:
+def check_robust_problem(n_points: int, k: int, **options: Any) -> None:
     """Every check :func:`kcenter_robust` makes on its options and size, without the data:
-    for validating a configuration before training (``n_points`` = labelled + candidates)."""
-    check_robust_size(n_points, max_points=max_points)
-    _n_outliers(n_outliers, outlier_fraction, n_points)
-    _check_time_limit(time_limit)
+    for validating a configuration before training (``n_points`` = labelled + candidates;
+    ``options``: the keyword options of :func:`kcenter_robust`, its defaults where not given)."""
+    try:
+        bound = inspect.signature(kcenter_robust).bind(None, None, k, **options)
+    except TypeError as err:  # an option kcenter_robust does not take
+        raise TypeError(f"check_robust_problem() {err}") from None
+    bound.apply_defaults()
+    given = bound.arguments
+    check_robust_size(n_points, max_points=given["max_points"])
+    _n_outliers(given["n_outliers"], given["outlier_fraction"], n_points)
+    _check_time_limit(given["time_limit"])
     check_int(k, "k", ge=0, lt=n_points)
 
 

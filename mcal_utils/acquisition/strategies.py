@@ -165,6 +165,13 @@ def _top(score_fn, key, largest=True):
     return fn
 
 
+def _top_strategy(name, key, description, score_fn, *, largest=True, min_passes=1):
+    """The strategy that takes the k best ``score_fn(arrays[key])``; ``key`` is what it requires and needs."""
+    return Strategy(
+        name, key, description, _top(score_fn, key, largest=largest), required=(key,), min_passes=min_passes
+    )
+
+
 def _random(k, *, random_state, **arrays):
     if "n" in arrays:
         n = arrays["n"]
@@ -205,6 +212,20 @@ def _kcenter_robust_size(n_labelled, n_candidates, k, options):
     check_robust_problem(n_labelled + n_candidates, k, **options)
 
 
+def _kcenter_strategy(name, description, select, options_of, **extra):
+    """A k-center strategy: on ``features`` and ``labelled_mask``, with the options of ``options_of()``."""
+    return Strategy(
+        name,
+        "features",
+        description,
+        select,
+        required=("features", "labelled_mask"),
+        optional=None,
+        options_of=options_of,
+        **extra,
+    )
+
+
 def _deimos(k, *, random_state, preds, tau_inv, **options):
     return deimos(preds, k, tau_inv, **options)
 
@@ -214,56 +235,38 @@ def _build() -> dict:
         Strategy(
             "random", "nothing", "uniform without replacement", _random, one_of=("n",) + _ARRAY_KEYWORDS, optional=()
         ),
-        Strategy(
-            "var_ratio",
-            "probs_N_C",
-            "1 - max_c p_c (modAL classifier_uncertainty), largest first",
-            _top(var_ratio, "probs_N_C"),
-            required=("probs_N_C",),
+        _top_strategy(
+            "var_ratio", "probs_N_C", "1 - max_c p_c (modAL classifier_uncertainty), largest first", var_ratio
         ),
-        Strategy(
+        _top_strategy(
             "margin",
             "probs_N_C",
             "p(top-1) - p(top-2) (modAL classifier_margin), SMALLEST first",
-            _top(margin, "probs_N_C", largest=False),
-            required=("probs_N_C",),
+            margin,
+            largest=False,
         ),
-        Strategy(
+        _top_strategy(
             "margin_inverted",
             "probs_N_C",
             "the MC-dropout-entropy paper's code (a bug): the LARGEST margins first",
-            _top(margin, "probs_N_C", largest=True),
-            required=("probs_N_C",),
+            margin,
+            largest=True,
         ),
-        Strategy(
-            "entropy",
-            "probs_N_C",
-            "entropy of one deterministic pass (modAL classifier_entropy), nats",
-            _top(entropy, "probs_N_C"),
-            required=("probs_N_C",),
+        _top_strategy(
+            "entropy", "probs_N_C", "entropy of one deterministic pass (modAL classifier_entropy), nats", entropy
         ),
-        Strategy(
-            "entropy_mc",
-            "probs_N_T_C",
-            "EntropyD: entropy of the mean of T MC passes, nats",
-            _top(predictive_entropy, "probs_N_T_C"),
-            required=("probs_N_T_C",),
+        _top_strategy(
+            "entropy_mc", "probs_N_T_C", "EntropyD: entropy of the mean of T MC passes, nats", predictive_entropy
         ),
-        Strategy(
+        _top_strategy(
             "variation_ratio_mc",
             "probs_N_T_C",
             "Gal's variation ratio 1 - f_mode / T over T MC passes",
-            _top(mc_variation_ratio, "probs_N_T_C"),
-            required=("probs_N_T_C",),
+            mc_variation_ratio,
             min_passes=2,
         ),
-        Strategy(
-            "mean_std",
-            "probs_N_T_C",
-            "mean over classes of the std over T MC passes",
-            _top(mean_std, "probs_N_T_C"),
-            required=("probs_N_T_C",),
-            min_passes=2,
+        _top_strategy(
+            "mean_std", "probs_N_T_C", "mean over classes of the std over T MC passes", mean_std, min_passes=2
         ),
         Strategy(
             "bald",
@@ -292,31 +295,20 @@ def _build() -> dict:
             min_passes=2,
             options_of=lambda: batchbald,
         ),
-        Strategy(
-            "max_variance",
-            "preds_N_T",
-            "variance over T MC passes of a regression output",
-            _top(max_variance, "preds_N_T"),
-            required=("preds_N_T",),
-            min_passes=2,
+        _top_strategy(
+            "max_variance", "preds_N_T", "variance over T MC passes of a regression output", max_variance, min_passes=2
         ),
-        Strategy(
+        _kcenter_strategy(
             "kcenter_greedy",
-            "features",
             "greedy k-center on penultimate features (Sener & Savarese 2018)",
             _kcenter_greedy,
-            required=("features", "labelled_mask"),
-            optional=None,
-            options_of=lambda: kcenter_greedy,
+            lambda: kcenter_greedy,
         ),
-        Strategy(
+        _kcenter_strategy(
             "kcenter_robust",
-            "features",
             "robust k-center MILP (HiGHS) with an outlier budget",
             _kcenter_robust,
-            required=("features", "labelled_mask"),
-            optional=None,
-            options_of=lambda: kcenter_robust,
+            lambda: kcenter_robust,
             check_size=_kcenter_robust_size,
         ),
         Strategy(

@@ -226,6 +226,26 @@ def styled_table(
         return df.round(precision)
 
 
+def _panel_grid(n: int, ncols, panel_size: tuple[float, float], **subplots):
+    """A Figure of ``n`` panels in rows of ``ncols`` (at most ``n``), each ``panel_size`` inches, and its
+    axes array (rows x columns; ``subplots``: more keywords of ``Figure.subplots``)."""
+    if not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive int; got {ncols!r}")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **subplots)
+
+
+def _finish_grid(fig, axes, n: int, title: str | None):
+    """``fig`` without the axes past the ``n`` panels, with ``title`` above (if any)."""
+    for ax in axes.flat[n:]:
+        fig.delaxes(ax)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def image_grid(images_N_H_W, labels=None, *, ncols: int = 8, cmap: str = "gray", title: str | None = None):
     """Greyscale images (N, H, W) or (N, 1, H, W) in a grid, with optional per-image labels.
 
@@ -239,23 +259,14 @@ def image_grid(images_N_H_W, labels=None, *, ncols: int = 8, cmap: str = "gray",
     n = x.shape[0]
     if labels is not None and len(labels) != n:
         raise ValueError(f"got {len(labels)} labels for {n} images")
-    if not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive int; got {ncols!r}")
-    ncols = min(ncols, n)
-    nrows = -(-n // ncols)
-    fig = Figure(figsize=(1.3 * ncols, 1.45 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig, axes = _panel_grid(n, ncols, (1.3, 1.45))
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if i < n:
             ax.imshow(x[i], cmap=cmap)
             if labels is not None:
                 ax.set_title(str(labels[i]), fontsize="small")
-    for ax in axes.flat[n:]:
-        fig.delaxes(ax)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _finish_grid(fig, axes, n, title)
 
 
 def histograms(
@@ -283,13 +294,8 @@ def histograms(
         if v.size == 0 or not np.all(np.isfinite(v)):
             raise ValueError(f"samples[{name!r}] must be a non-empty finite array")
         data[str(name)] = v
-    if not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive int; got {ncols!r}")
     n = len(data)
-    ncols = min(ncols, n)
-    nrows = -(-n // ncols)
-    fig = Figure(figsize=(3.6 * ncols, 2.7 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=sharex)
+    fig, axes = _panel_grid(n, ncols, (3.6, 2.7), sharex=sharex)
     for ax, (name, v) in zip(axes.flat, data.items()):
         lo, hi = float(v.min()), float(v.max())
         b = bins
@@ -304,11 +310,7 @@ def histograms(
         ax.set_title(name, fontsize="small")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("count")
-    for ax in axes.flat[n:]:
-        fig.delaxes(ax)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _finish_grid(fig, axes, n, title)
 
 
 def class_balance_heatmap(

@@ -133,52 +133,41 @@ class Experiment:
 _N79_TRAIN, _N79_TEST = references.DEIMOS_MNIST79_SIZES.value
 _LAST = references.values(references.DEIMOS_LAST_ACQUIRED)
 
+#: The 7-vs-9 set-up (b1, b25); b100 changes it.
+_SEVEN_NINE: dict[str, Any] = {
+    "task": "mnist79",
+    "model": "deimos_mnist79",
+    "initial_size": 10,
+    "n_candidates": 2500,
+    "l2": 0.0005,
+    "tau_inv": references.DEIMOS_TAU_INV_79.value,
+    "n_train": _N79_TRAIN,
+    "n_test": _N79_TEST,
+    "class_names": ("7", "9"),
+}
+
+
+def _paper_experiment(name: str, title: str, k: int, baseline: tuple[str, str], **changes: Any) -> Experiment:
+    """Experiment ``name``: batches of ``k`` up to the paper's last acquisition, the 7-vs-9 set-up but ``changes``."""
+    setup = {**_SEVEN_NINE, **changes}
+    return Experiment(name=name, title=title, k=k, n_steps=_LAST[name] // k, baseline=baseline, **setup)
+
+
 #: The three experiments, in the paper's order.
 EXPERIMENTS: dict[str, Experiment] = {
-    "b1": Experiment(
-        name="b1",
-        title="MNIST 7-vs-9, batch 1",
-        task="mnist79",
-        model="deimos_mnist79",
-        initial_size=10,
-        k=1,
-        n_steps=_LAST["b1"],
-        n_candidates=2500,
-        l2=0.0005,
-        tau_inv=references.DEIMOS_TAU_INV_79.value,
-        baseline=("BALD", "bald"),
-        n_train=_N79_TRAIN,
-        n_test=_N79_TEST,
-        class_names=("7", "9"),
-    ),
-    "b25": Experiment(
-        name="b25",
-        title="MNIST 7-vs-9, batch 25",
-        task="mnist79",
-        model="deimos_mnist79",
-        initial_size=10,
-        k=25,
-        n_steps=_LAST["b25"] // 25,
-        n_candidates=2500,
-        l2=0.0005,
-        tau_inv=references.DEIMOS_TAU_INV_79.value,
-        baseline=("BatchBALD", "batchbald"),
-        n_train=_N79_TRAIN,
-        n_test=_N79_TEST,
-        class_names=("7", "9"),
-    ),
-    "b100": Experiment(
-        name="b100",
-        title="MNIST 0-9, batch 100",
+    "b1": _paper_experiment("b1", "MNIST 7-vs-9, batch 1", 1, ("BALD", "bald")),
+    "b25": _paper_experiment("b25", "MNIST 7-vs-9, batch 25", 25, ("BatchBALD", "batchbald")),
+    "b100": _paper_experiment(
+        "b100",
+        "MNIST 0-9, batch 100",
+        100,
+        ("BatchBALD", "batchbald"),
         task="mnist",
         model="deimos_mnist10",
         initial_size=30,
-        k=100,
-        n_steps=_LAST["b100"] // 100,
         n_candidates=2000,
         l2=0.01,
         tau_inv=references.DEIMOS_TAU_INV_10.value,
-        baseline=("BatchBALD", "batchbald"),
         n_train=60000,
         n_test=10000,
         class_names=tuple(str(d) for d in range(10)),
@@ -580,18 +569,18 @@ class KCenterCheck:
     deimos_select_s: float
 
     def as_row(self) -> dict:
-        return {
-            "experiment": self.experiment,
-            "points (labelled + candidates)": self.n_points,
-            "k": self.k,
-            "exact": self.exact,
-            "radius": self.radius,
-            "lower bound": self.lower_bound,
-            "greedy radius": self.greedy_radius,
-            "MILPs": self.n_solves,
-            "seconds": self.seconds,
-            "DEIMOS select s (median)": self.deimos_select_s,
-        }
+        """The fields in order, under their column labels (:data:`_KCENTER_COLUMNS`, else the field's name)."""
+        return {_KCENTER_COLUMNS.get(f.name, f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+#: the column labels of :meth:`KCenterCheck.as_row` that are not the field's name
+_KCENTER_COLUMNS = {
+    "n_points": "points (labelled + candidates)",
+    "lower_bound": "lower bound",
+    "greedy_radius": "greedy radius",
+    "n_solves": "MILPs",
+    "deimos_select_s": "DEIMOS select s (median)",
+}
 
 
 def kcenter_check(

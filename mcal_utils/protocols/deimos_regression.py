@@ -258,14 +258,8 @@ def file_protocol(
     ``n_candidates``, ``T_eval``. ``image_size``: UTKFace pixels (the paper: 200)."""
     if name not in PAPER_PROTOCOLS:
         raise ValueError(f"unknown file protocol {name!r}; valid: {sorted(PAPER_PROTOCOLS)}")
-    for arg, v in dict(
-        n_steps=n_steps,
-        epochs=epochs,
-        pool_size=pool_size,
-        test_size=test_size,
-        n_candidates=n_candidates,
-        T_eval=T_eval,
-    ).items():
+    sizes = (n_steps, epochs, pool_size, test_size, n_candidates, T_eval)
+    for arg, v in zip(("n_steps", "epochs", "pool_size", "test_size", "n_candidates", "T_eval"), sizes):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"{arg} must be an int >= 0 (0 = the paper's value), got {v!r}")
     proto = PAPER_PROTOCOLS[name]
@@ -459,10 +453,11 @@ class BatchResults:
     wall_s: float
 
     def summary(self) -> str:
-        n_runs = self.results["run_dir"].nunique()
+        """One line: runs, steps, this call's wall time, the step time summed over every run."""
+        runs, step_s = self.results["run_dir"].nunique(), self.results["step_s"].sum()
         return (
-            f"{n_runs} runs, {len(self.results)} steps in {self.wall_s:.0f} s wall "
-            f"({self.results['step_s'].sum():.0f} s of step time summed over runs, incl. earlier sessions)"
+            f"{runs} runs, {len(self.results)} steps in {self.wall_s:.0f} s wall "
+            f"({step_s:.0f} s of step time summed over runs, incl. earlier sessions)"
         )
 
 

@@ -27,10 +27,11 @@ import torch
 from torch import nn
 
 from .. import acquisition, compare, cost, mc, references
-from ..checks import check_float, check_int
+from ..checks import check_float
 from ..data import Toy1D, synthetic_1d
 from ..models import build_model
 from ..training import DEIMOS_ADAM, TrainConfig, evaluate, fit
+from .common import check_ints, check_seeds, missing_seeds, protocol_fields
 
 __all__ = [
     "ARMS",
@@ -93,12 +94,8 @@ class ToyProtocol:
     tau_factor: float = 0.15
 
     def __post_init__(self) -> None:
-        seeds = tuple(check_int(s, "seed", ge=0) for s in self.seeds)
-        if not seeds:
-            raise ValueError("seeds must hold at least one seed")
-        object.__setattr__(self, "seeds", seeds)
-        for name, minimum in (("n_train", 1), ("epochs", 1), ("train_batch_size", 1), ("k", 1), ("J", 2), ("T", 1)):
-            object.__setattr__(self, name, check_int(getattr(self, name), name, ge=minimum))
+        check_seeds(self)
+        check_ints(self, (("n_train", 1), ("epochs", 1), ("train_batch_size", 1), ("k", 1), ("J", 2), ("T", 1)))
         for name in ("lr", "tau_factor"):
             object.__setattr__(self, name, check_float(getattr(self, name), name, gt=0.0))
         object.__setattr__(self, "l2", check_float(self.l2, "l2", ge=0.0))
@@ -107,20 +104,8 @@ class ToyProtocol:
     @classmethod
     def from_settings(cls, settings: Any) -> ToyProtocol:
         """From a profile's settings of notebook 03 (``profiles.resolve("03_deimos_1d_toy", ...)``)."""
-        s = settings
-        return cls(
-            seeds=tuple(s.seed + i for i in range(s.n_seeds)),
-            n_train=s.n_train,
-            epochs=s.epochs,
-            train_batch_size=s.train_batch_size,
-            lr=s.lr,
-            l2=s.l2,
-            p=s.p,
-            k=s.k,
-            J=s.T,
-            T=s.T_eval,
-            tau_factor=s.tau_factor,
-        )
+        names = ("n_train", "epochs", "train_batch_size", "lr", "l2", "p", "k", "tau_factor")
+        return cls(**protocol_fields(settings, names, J=settings.T, T=settings.T_eval))
 
     def train_config(self, n_points: int) -> TrainConfig:
         """DEIMOS's 1-D training on ``n_points`` labelled points: Adam, final weights, and ``l2_dense`` =
@@ -410,9 +395,7 @@ def estimate_seconds(model: cost.CostModel, target: ToyProtocol, toy: Toy1D) -> 
 def missing_for_test(protocol: ToyProtocol) -> list[str]:
     """What ``protocol`` lacks to test Figure 1's claim (empty: it can): at least
     ``compare.min_seeds()`` seeds (fewer cannot reach p < 0.05) and the paper's epochs."""
-    missing = []
-    if len(protocol.seeds) < compare.min_seeds():
-        missing.append(f"≥ {compare.min_seeds()} seeds (has {len(protocol.seeds)})")
+    missing = missing_seeds(protocol)
     if protocol.epochs < PAPER_EPOCHS:
         missing.append(f"the paper's {PAPER_EPOCHS} epochs per fit (has {protocol.epochs})")
     return missing

@@ -164,9 +164,9 @@ class PaperProtocol:
     k: int
     n_steps: int
     epochs: int
-    batch_size: int
-    lr: float
+    lr: float  # SGD: lr, momentum, mini-batch (the order of references.KIRILLOV_SGD_SETTINGS)
     momentum: float
+    batch_size: int
     T: int
 
     @property
@@ -184,9 +184,9 @@ PAPER = PaperProtocol(
     k=references.KIRILLOV_AL_SCHEDULE.value[1],
     n_steps=references.KIRILLOV_AL_SCHEDULE.value[2],
     epochs=references.KIRILLOV_EPOCHS.value,
-    batch_size=references.KIRILLOV_SGD_SETTINGS.value[2],
     lr=references.KIRILLOV_SGD_SETTINGS.value[0],
     momentum=references.KIRILLOV_SGD_SETTINGS.value[1],
+    batch_size=references.KIRILLOV_SGD_SETTINGS.value[2],
     T=references.KIRILLOV_T.value,
 )
 

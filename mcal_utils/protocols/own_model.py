@@ -26,6 +26,7 @@ from .. import compare, cost, metrics, models
 from ..checks import check_choice, check_float, check_int
 from ..data import MNIST
 from ..training import TrainConfig
+from .common import check_ints, check_seeds, missing_seeds, protocol_fields
 
 __all__ = [
     "STRATEGIES",
@@ -131,22 +132,13 @@ class OwnModelProtocol:
     strategies: tuple[str, ...] = STRATEGY_LABELS
 
     def __post_init__(self) -> None:
-        seeds = tuple(check_int(s, "seed", ge=0) for s in self.seeds)
-        if not seeds:
-            raise ValueError("seeds must hold at least one seed")
-        object.__setattr__(self, "seeds", seeds)
+        check_seeds(self)
         for name in ("pool_size", "test_size", "n_candidates"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, check_int(getattr(self, name), name, ge=1))
-        for name, minimum in (
-            ("initial_size", N_CLASSES),
-            ("k", 1),
-            ("n_steps", 1),
-            ("epochs", 1),
-            ("batch_size", 1),
-            ("T", 2),
-        ):
-            object.__setattr__(self, name, check_int(getattr(self, name), name, ge=minimum))
+        check_ints(
+            self, (("initial_size", N_CLASSES), ("k", 1), ("n_steps", 1), ("epochs", 1), ("batch_size", 1), ("T", 2))
+        )
         if self.initial_size % N_CLASSES:
             raise ValueError(f"initial_size must be a multiple of {N_CLASSES} (balanced), got {self.initial_size}")
         object.__setattr__(self, "lr", check_float(self.lr, "lr", gt=0.0))
@@ -160,21 +152,9 @@ class OwnModelProtocol:
     def from_settings(cls, settings: Any) -> OwnModelProtocol:
         """From a profile's settings of notebook 07 (sizes 0 mean "all" / "the whole pool")."""
         s = settings
-        return cls(
-            seeds=tuple(s.seed + i for i in range(s.n_seeds)),
-            pool_size=s.pool_size or None,
-            test_size=s.test_size or None,
-            initial_size=s.initial_size,
-            k=s.k,
-            n_steps=s.n_steps,
-            epochs=s.epochs,
-            batch_size=s.batch_size,
-            lr=s.lr,
-            T=s.T,
-            n_candidates=s.n_candidates or None,
-            tau_inv=s.tau_inv,
-            strategies=tuple(s.strategies),
-        )
+        names = ("initial_size", "k", "n_steps", "epochs", "batch_size", "lr", "T", "tau_inv")
+        sizes = {name: getattr(s, name) or None for name in ("pool_size", "test_size", "n_candidates")}
+        return cls(**protocol_fields(s, names, **sizes, strategies=tuple(s.strategies)))
 
     @property
     def seed(self) -> int:
@@ -361,6 +341,4 @@ def estimate_seconds(model: cost.CostModel, target: OwnModelProtocol) -> float:
 def missing_for_test(protocol: OwnModelProtocol) -> list[str]:
     """What ``protocol`` lacks for the rule to resolve a comparison (empty: nothing): at least
     ``compare.min_seeds()`` seeds."""
-    if len(protocol.seeds) < compare.min_seeds():
-        return [f"≥ {compare.min_seeds()} seeds (has {len(protocol.seeds)})"]
-    return []
+    return missing_seeds(protocol)

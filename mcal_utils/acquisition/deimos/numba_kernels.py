@@ -28,6 +28,22 @@ __all__ = ["refresh_blocks", "update_blocks", "centre_rotate_lanes", "centre_rot
 _FASTMATH = {"contract", "reassoc"}
 
 
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
+def _cholesky_entry(K, Lf, q, p, NL):
+    """``Lf[q, p] = K[q, p] - sum_{k < p} Lf[q, k] Lf[p, k]`` lane-wise (before the root or the division
+    by L_pp); returns ``Lf[q, p]``."""
+    lqp = Lf[q, p]
+    kqp = K[q, p]
+    for l in range(NL):
+        lqp[l] = kqp[l]
+    for k in range(p):
+        lqk = Lf[q, k]
+        lpk = Lf[p, k]
+        for l in range(NL):
+            lqp[l] -= lqk[l] * lpk[l]
+    return lqp
+
+
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _score_block(K, R, taken, tsq, raw, tr_r, Lf, Li):
     """raw_l = tr(K_l^-1 (R_l - t^2 I)), tr_r_l = tr R_l for the NL lanes of one block.
@@ -40,29 +56,14 @@ def _score_block(K, R, taken, tsq, raw, tr_r, Lf, Li):
     C = K.shape[0]
     NL = K.shape[2]
     for p in range(C):
-        lpp = Lf[p, p]
-        kpp = K[p, p]
-        for l in range(NL):
-            lpp[l] = kpp[l]
-        for k in range(p):
-            lpk = Lf[p, k]
-            for l in range(NL):
-                lpp[l] -= lpk[l] * lpk[l]
+        lpp = _cholesky_entry(K, Lf, p, p, NL)
         lipp = Li[p, p]
         for l in range(NL):
             s = lpp[l]
             lpp[l] = math.sqrt(s) if s > 0.0 else math.nan  # also NaN in, NaN out
             lipp[l] = 1.0 / lpp[l]  # (L^-1)_pp
         for q in range(p + 1, C):
-            lqp = Lf[q, p]
-            kqp = K[q, p]
-            for l in range(NL):
-                lqp[l] = kqp[l]
-            for k in range(p):
-                lqk = Lf[q, k]
-                lpk = Lf[p, k]
-                for l in range(NL):
-                    lqp[l] -= lqk[l] * lpk[l]
+            lqp = _cholesky_entry(K, Lf, q, p, NL)
             for l in range(NL):
                 lqp[l] *= lipp[l]
     for q in range(C):  # Li = L^-1 (lower; its diagonal is set above)
