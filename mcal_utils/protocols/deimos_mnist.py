@@ -215,7 +215,8 @@ class Method:
 
 def methods(name: str, settings: Mapping[str, Any]) -> list[Method]:
     """The methods of experiment ``name``: DEIMOS, the BALD-family baseline, MaxEnt, Random, robust
-    k-center, and the DEIMOS variants the settings ask for (b1: over the whole pool; b100: another tau^-1)."""
+    k-center (unless ``kcenter_time_limit`` is 0), and the DEIMOS variants the settings ask for (b1: over
+    the whole pool; b100: another tau^-1)."""
     exp, sizes = _experiment(name), run_sizes(name, settings)
     label, strategy = exp.baseline
     out = [
@@ -223,12 +224,15 @@ def methods(name: str, settings: Mapping[str, Any]) -> list[Method]:
         Method(label, strategy, {"num_samples": settings["batchbald_samples"]} if strategy == "batchbald" else {}),
         Method("MaxEnt", "entropy_mc"),
         Method("Random", "random"),
-        Method(
-            "Robust k-center",
-            "kcenter_robust",
-            {"outlier_fraction": settings["outlier_fraction"], "time_limit": settings["kcenter_time_limit"]},
-        ),
     ]
+    if settings["kcenter_time_limit"] > 0:  # 0: robust k-center left out (its MILP is the costliest selection)
+        out.append(
+            Method(
+                "Robust k-center",
+                "kcenter_robust",
+                {"outlier_fraction": settings["outlier_fraction"], "time_limit": settings["kcenter_time_limit"]},
+            )
+        )
     if name == "b1" and settings["whole_pool"]:
         n_total = min(settings["pool_size"] or exp.n_train, exp.n_train)
         last_pool = n_total - exp.initial_size - (sizes.n_steps - 1) * exp.k  # pool left at the last acquiring step

@@ -25,7 +25,7 @@ from mcal_utils.protocols import deimos_mnist as protocol
         (dict(pixel_scale="0-255"), "pixel_scale"),
         (dict(batching="torch"), "batching"),
         (dict(outlier_fraction=1.0), "outlier_fraction"),
-        (dict(kcenter_time_limit=0.0), "kcenter_time_limit"),
+        (dict(kcenter_time_limit=-1.0), "kcenter_time_limit"),
     ],
 )
 def test_profile_refuses_bad_knobs(overrides, message):
@@ -393,3 +393,10 @@ def test_convergence_refits_the_same_step0_model_at_each_epoch_count():
     assert deimos_plots.convergence(conv) is not None
     with pytest.raises(ValueError, match="at least one"):
         protocol.convergence(settings, epochs=())
+
+
+def test_kcenter_time_limit_zero_leaves_robust_kcenter_out():
+    settings = profiles.resolve("05_deimos_mnist", "smoke", kcenter_time_limit=0.0)
+    names = [m.label for m in protocol.methods("b1", settings)]
+    assert "Robust k-center" not in names and names[:4] == ["DEIMOS", "BALD", "MaxEnt", "Random"]
+    assert "Robust k-center" in [m.label for m in protocol.methods("b1", profiles.resolve("05_deimos_mnist", "smoke"))]
