@@ -70,7 +70,7 @@ report: $(VENV)/.runtime
 # cache: run `make report` first); then the main index links them.
 report-long: $(VENV)/.runtime
 	$(PY) benchmarks/predict_long.py --out $(REPORT_OUT)/long/predictions.json
-	$(PY) -m mcal_utils.report --profile long --notebooks notebooks --out $(REPORT_OUT)/long --only 05 $(REPORT_FLAGS)
+	$(PY) -m mcal_utils.report --profile long --notebooks notebooks --out $(REPORT_OUT)/long --only 02 05 $(REPORT_FLAGS)
 	$(PY) -m mcal_utils.report --index-only --out $(REPORT_OUT)
 
 test: $(VENV)/.dev lint

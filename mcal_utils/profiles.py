@@ -115,18 +115,33 @@ NOTEBOOKS: dict[str, dict[str, dict[str, Any]]] = {
                       initial_size=10, k=10, n_steps=1, epochs=1, batch_size=32, lr=0.01,
                       momentum=0.9, T=3, n_candidates=60, windows=(1,), init="fixed",
                       concrete_scale="none", compare_init=("random",), compare_scale=("random",), power_beta=1.0,
-                      probe_passes=(2, 3), workers=0, resume=False, run_root=""),
+                      probe_passes=(2, 3), workers=0, resume=False, run_root="", leave_out=()),
         "default": dict(dataset="auto", n_seeds=8, pool_size=3000, val_size=100, test_size=500,
                         initial="balanced", initial_size=20, k=20, n_steps=10, epochs=8,
                         batch_size=32, lr=0.01, momentum=0.9, T=50, n_candidates=100, windows=(5, 10),
                         init="fixed", concrete_scale="none", compare_init=(), compare_scale=(),
-                        power_beta=0.0, probe_passes=(10, 50), workers=-1, resume=True, run_root=""),
+                        power_beta=0.0, probe_passes=(10, 50), workers=-1, resume=True, run_root="",
+                        leave_out=()),
         "paper": dict(dataset="auto", n_seeds=8, pool_size=0, val_size=0, test_size=0, initial="first",
                       initial_size=1000, k=1000, n_steps=36, epochs=200, batch_size=64, lr=0.001,
                       momentum=0.9, T=50, n_candidates=0, windows=(10, 20), init="fixed",
                       concrete_scale="none", compare_init=("random", "entropy", "entropy_mc"),
                       compare_scale=("random",), power_beta=1.0, probe_passes=(50, 200), workers=-1, resume=True,
-                      run_root=""),
+                      run_root="", leave_out=()),
+        # long (<= 2 h on 2 CPU cores): the central claim where it is testable -- a model "reasonably trained"
+        # before the first acquisition (500 balanced labels: one seed trained alone reached 0.929 / 0.936 /
+        # 0.950 / 0.950 test accuracy after 5 / 10 / 20 / 40 epochs, best validation epoch 17) and candidate
+        # sets that do not dilute the strategies (top 50 of 2000 = 2.5 %, the paper's 1000 of its ~37 000
+        # pool = 2.7 %); 500 -> 1000 labels in 10 steps of 10 epochs, 2000 test images (s.e. ~0.5 % at 95 %),
+        # T = 50 as the paper, 6 seeds (the verdict rule's minimum). Left out (leave_out) to fit 2 h: BALD and
+        # the inverted Margin, which the central claim does not compare; the MC-noise probe. The time is
+        # predicted before the build from the default build's measured steps (benchmarks/predict_long.py).
+        "long": dict(dataset="auto", n_seeds=6, pool_size=20000, val_size=500, test_size=2000,
+                     initial="balanced", initial_size=500, k=50, n_steps=10, epochs=10,
+                     batch_size=32, lr=0.01, momentum=0.9, T=50, n_candidates=2000, windows=(5, 10),
+                     init="fixed", concrete_scale="none", compare_init=(), compare_scale=(),
+                     power_beta=0.0, probe_passes=(), workers=-1, resume=True, run_root="",
+                     leave_out=("margin_inverted", "bald")),
     },
     "04_greedy_optimality": {
         # n_trials: random covariances per configuration (paper: 200); n_trials_b10: the same
@@ -329,6 +344,7 @@ RULES: dict[str, Rule] = {
     "compare_init": Rule(subset_of=entropy_mnist_svhn.STRATEGY_NAMES),
     "compare_scale": Rule(subset_of=entropy_mnist_svhn.STRATEGY_NAMES),
     "power_beta": Rule(ge=0.0, note="0 = leave Power BALD out"),
+    "leave_out": Rule(subset_of=entropy_mnist_svhn.STRATEGY_NAMES, note="notebook 02's strategies not run"),
     "probe_passes": Rule(ge=2, note="MC passes; () = skip the probe"),
     "experiments": Rule(subset_of=("b1", "b25", "b100"), note="notebook 05's experiments"),
     "n_acq_b1": _COUNT,
@@ -388,9 +404,15 @@ def _budget_fits_pool(v: Mapping[str, Any]) -> str | None:
 def _comparisons_02(v: Mapping[str, Any]) -> str | None:
     if v["n_seeds"] < 2:
         return f"n_seeds={v['n_seeds']}: the paired tests compare methods seed by seed; use n_seeds >= 2"
+    needed = [s for s in v["leave_out"] if s in entropy_mnist_svhn.CENTRAL_STRATEGIES]
+    if needed:
+        return f"leave_out={tuple(v['leave_out'])} names {needed}, which the central claim compares; keep them"
     for key in ("compare_init", "compare_scale"):
         if "power_bald" in v[key] and not v["power_beta"] > 0:
             return f"{key}={tuple(v[key])} names power_bald, which power_beta=0 leaves out; use power_beta > 0"
+        dropped = [s for s in v[key] if s in v["leave_out"]]
+        if dropped:
+            return f"{key}={tuple(v[key])} names {dropped}, which leave_out leaves out; rerun only strategies that run"
     return None
 
 

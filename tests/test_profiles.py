@@ -80,6 +80,9 @@ def test_issue_example_negative_sizes_are_refused():
     (dict(n_candidates=10), r"n_candidates=10 is smaller than k=20"),
     (dict(pool_size=100), r"= 220 labelled points exceed pool_size=100"),
     (dict(initial_size=25), r"initial_size divisible by the 10 classes"),
+    (dict(leave_out=("bald", "entropy_mc")), r"leave_out=\('bald', 'entropy_mc'\) names \['entropy_mc'\], which"),
+    (dict(leave_out=("bald",), compare_init=("bald",)), r"compare_init=\('bald',\) names \['bald'\], which leave_out"),
+    (dict(leave_out=("chance",)), r"invalid leave_out=\('chance',\)"),
 ])
 def test_cross_checks_name_both_knobs(changes, message):
     with pytest.raises(ValueError, match=message):

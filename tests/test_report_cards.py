@@ -197,7 +197,8 @@ def test_the_main_index_links_the_long_profile_run_of_a_notebook(tmp_path):
         tmp_path / "long",
         "long",
         [
-            runs.NotebookResult("02_a", "ok", 7300.0, "long", html="02_a.html", predicted_s=6480.0),
+            runs.NotebookResult("02_a", "ok", 7300.0, "long", html="02_a.html", predicted_s=6480.0,
+                                finding="At 300 epochs: vs A **supported**; vs B **not resolved at this scale**."),
             runs.NotebookResult("05_b", "failed", 95.0, "long", html="05_b.html"),
         ],
     )
@@ -207,9 +208,12 @@ def test_the_main_index_links_the_long_profile_run_of_a_notebook(tmp_path):
     a = _card_html(index, "02_a")
     assert '<a href="long/02_a.html">profile <code>long</code></a>' in a
     assert "2.0 h measured" in a and "108 min predicted by the cost model" in a
+    assert "<strong>Long-run finding</strong>" in a and "At 300 epochs: vs A <strong>supported</strong>" in a
+    assert 'mcal-v-supported"' in a.split("Long-run finding")[1]  # its own headline badge
     b = _card_html(index, "05_b")
     assert 'href="long/05_b.html"' in b and '<span class="failed">failed</span>' in b
     assert "95 s measured" in b and "predicted" not in b  # no predicted_s in its row: none shown
+    assert "Long-run finding" not in b  # the failed long run has no finding
     assert "mcal-long" not in _card_html(index, "06_c")  # not in the long build
     # the long build's own index does not look for a long/long/
     pages.write_index(tmp_path / "long", runs.read_run(tmp_path / "long"))

@@ -171,6 +171,9 @@ class Card:
     others: list[Badge]
     scaled: list[ScaledSetting]
     long: LongRun | None
+    long_finding_html: str = ""  # the long build's finding ("" without one)
+    long_headline: Badge | None = None
+    long_others: tuple[Badge, ...] = ()
 
 
 def make_card(result: NotebookResult, intro: str = "", claim: str = "", long: LongRun | None = None) -> Card:
@@ -189,6 +192,9 @@ def make_card(result: NotebookResult, intro: str = "", claim: str = "", long: Lo
         others=others,
         scaled=scaled_down(result.name, result.profile),
         long=long,
+        long_finding_html=markdown_html(long.finding, inline=True) if long and long.finding else "",
+        long_headline=verdict_badges(long.verdicts)[0] if long and long.verdicts else None,
+        long_others=tuple(verdict_badges(long.verdicts)[1]) if long and long.verdicts else (),
     )
 
 

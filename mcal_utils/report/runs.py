@@ -126,7 +126,8 @@ def write_run(out_dir: Path, summary: RunSummary) -> Path:
 
 @dataclass(frozen=True)
 class LongRun:
-    """A notebook's row in the long-profile build: ``href`` is its page relative to the main index."""
+    """A notebook's row in the long-profile build: ``href`` is its page relative to the main index;
+    ``finding`` / ``verdicts`` as the long build's notebook computed them."""
 
     name: str
     href: str
@@ -135,6 +136,8 @@ class LongRun:
     seconds: float
     predicted_s: float | None
     commit: str
+    finding: str = ""
+    verdicts: tuple[str, ...] = ()
 
 
 def long_predictions(long_dir: Path) -> dict[str, float]:
@@ -173,6 +176,8 @@ def long_runs(out_dir: Path) -> dict[str, LongRun]:
             seconds=float(r.seconds),
             predicted_s=r.predicted_s if r.predicted_s is not None else predictions.get(r.name),
             commit=r.commit or run.commit,
+            finding=r.finding,
+            verdicts=tuple(r.verdicts),
         )
         for r in run.notebooks
     }

@@ -162,6 +162,34 @@ def test_experiment_without_power_bald_drops_its_claim_and_checks_arguments():
         es.experiment_from(settings_with(), dataset="svhn", n_train=1.5)
 
 
+def test_leave_out_drops_strategies_and_their_claims_but_never_the_central_ones():
+    experiment = es.experiment_from(
+        settings_with(power_beta=0.0, compare_init=(), compare_scale=(), leave_out=("bald", "margin_inverted")),
+        dataset="mnist32",
+        n_train=1000,
+    )
+    assert list(experiment.labels) == ["random", "var_ratio", "margin", "entropy", "entropy_mc"]
+    assert {c.strategy for c in experiment.configs()} == set(es.CENTRAL_STRATEGIES)
+    assert experiment.claims == (*es.CENTRAL, es.CLAIMS[4])  # BALD's and the inverted Margin's claims go
+    with pytest.raises(ValueError, match="central claim compares"):
+        es.experiment_from(settings_with(leave_out=("random",)), dataset="mnist32", n_train=1000)
+
+
+@pytest.mark.parametrize("profile, n_gaps", [("smoke", 2), ("default", 2), ("long", 0), ("paper", 0)])
+def test_claim_scale_gaps_name_what_a_profile_lacks_for_the_central_claim(profile, n_gaps):
+    P = profiles.resolve("02_strategy_comparison", profile)
+    experiment = es.experiment_from(P, dataset="mnist32", n_train=60000)
+    gaps = es.claim_scale_gaps(experiment, n_pool=30000)
+    assert len(gaps) == n_gaps
+    if profile == "default":
+        assert "≥ 500 labels (this grid starts from 20)" in gaps[0]
+        assert "≥ 2000 candidates per step (this grid scores 100: its top 20 is 20 % of them" in gaps[1]
+        assert "the paper's 2.8 %" in gaps[1]
+    # a pool smaller than MIN_CANDIDATES scored whole is not a gap
+    whole = experiment.replace(base=experiment.base.replace(n_candidates=None, initial_size=500))
+    assert es.claim_scale_gaps(whole, n_pool=800) == []
+
+
 def test_paper_budgets_put_the_reference_points_on_the_curve():
     P = settings_with(initial_size=es.PAPER.initial_size, k=es.PAPER.k)
     experiment = es.experiment_from(P, dataset="svhn", n_train=50000)
@@ -363,6 +391,10 @@ def test_tiny_grid_rates_and_cost(tiny):
     assert cost.paper_methods == len(experiment.labels)
     need = es.profile_cost(cost.model, profiles.resolve("02_strategy_comparison", "default"), n_pool=100, n_test=60)
     assert need.wall_s > 0 and need.n_seeds == 8
+    # left-out strategies cost nothing: the same settings without BALD and Power BALD predict less
+    every = es.profile_cost(cost.model, settings_with(leave_out=()), n_pool=100, n_test=60)
+    fewer = es.profile_cost(cost.model, settings_with(leave_out=("bald", "power_bald")), n_pool=100, n_test=60)
+    assert 0 < fewer.wall_s < every.wall_s
     note = es.time_note(grid, cost, profile="smoke", resume=True)
     assert str(grid.root) in note and f"{cost.paper_methods} strategies" in note
 
