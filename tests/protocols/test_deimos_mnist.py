@@ -400,3 +400,27 @@ def test_kcenter_time_limit_zero_leaves_robust_kcenter_out():
     names = [m.label for m in protocol.methods("b1", settings)]
     assert "Robust k-center" not in names and names[:4] == ["DEIMOS", "BALD", "MaxEnt", "Random"]
     assert "Robust k-center" in [m.label for m in protocol.methods("b1", profiles.resolve("05_deimos_mnist", "smoke"))]
+
+
+def test_a_crippled_batchbald_is_measured_but_not_judged():
+    df = synthetic_b1()
+    df["method"] = df["method"].cat.rename_categories({"BALD": "BatchBALD"})
+    v = protocol.verdicts(df)
+    default = profiles.resolve("05_deimos_mnist", "default")  # 500 samples, the authors' 10 000
+    gap = protocol.batchbald_gap(df, default)
+    # 8 seeds x 20 selections x 0.1 s, scaled by 10000 / 500 - 1 = 19, on 2 workers: 152 s
+    assert gap.startswith("not tested here: needs BatchBALD with its authors' 10 000") and "est. +3 min" in gap
+    text = protocol.verdict_lines("b100", df, v, None, default)
+    batch_lines = [line for line in text.splitlines() if "BatchBALD" in line]
+    assert len(batch_lines) == 2 and all("**" not in line and gap in line for line in batch_lines)
+    assert text.count("**supported**") + text.count("**not resolved at this scale**") >= 6  # the others judged
+    table = protocol.rule_table({"b100": v}, {"b100": "MNIST 0-9"}, default)
+    verdict_of = table.reset_index().set_index(["metric", "B"])["verdict"]
+    assert set(verdict_of.xs("BatchBALD", level="B")) == {"not tested here"}
+    assert "not tested here" not in set(verdict_of.drop("BatchBALD", level="B"))
+    # at the authors' samples (the paper profile) it is judged like any baseline
+    paper = profiles.resolve("05_deimos_mnist", "paper")
+    assert protocol.batchbald_gap(df, paper) == ""
+    assert "**" in [line for line in protocol.verdict_lines("b100", df, v, None, paper).splitlines()
+                    if "BatchBALD" in line][0]
+    assert set(protocol.rule_table({"b100": v}, {"b100": "t"}, paper)["verdict"]) <= set(compare.VERDICTS)
